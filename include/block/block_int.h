@@ -1,0 +1,319 @@
+/*
+ * Block driver interface and node internals.
+ */
+#ifndef BLOCK_INT_H
+#define BLOCK_INT_H
+
+#include "block/block.h"
+#include "qemu/aio.h"
+
+/* Description of one creation option (qemu-img create -o). */
+typedef enum {
+    CREATE_OPT_STRING,
+    CREATE_OPT_BOOL,
+    CREATE_OPT_NUMBER,
+    CREATE_OPT_SIZE,
+} CreateOptType;
+
+typedef struct CreateOptDesc {
+    const char *name;
+    CreateOptType type;
+    const char *help;
+    const char *def_value_str;  /* NULL: no default shown */
+} CreateOptDesc;
+
+/*
+ * Roles of a child edge (as in QEMU): what the parent uses the child for.
+ */
+typedef enum BdrvChildRole {
+    BDRV_CHILD_DATA       = (1 << 0),  /* guest data lives here */
+    BDRV_CHILD_METADATA   = (1 << 1),  /* format metadata lives here */
+    BDRV_CHILD_FILTERED   = (1 << 2),  /* parent is a filter of this child */
+    BDRV_CHILD_COW        = (1 << 3),  /* backing file */
+    BDRV_CHILD_PRIMARY    = (1 << 4),  /* the parent's main child */
+    BDRV_CHILD_IMAGE      = BDRV_CHILD_DATA | BDRV_CHILD_METADATA,
+} BdrvChildRole;
+
+/* What kind of parent holds a child edge. */
+struct BdrvChildClass {
+    bool parent_is_bds;
+    /* Human-readable description of the parent for error messages. */
+    char *(*get_parent_desc)(BdrvChild *c);
+    /* Name of the parent (node-name or device name) for the graph dump. */
+    const char *(*get_name)(BdrvChild *c);
+};
+
+/*
+ * An edge from a parent (node, BlockBackend, job, export, device) to a
+ * child node.  The edge owns one reference on @bs, dropped when the edge
+ * is removed with bdrv_root_unref_child()/bdrv_unref_child().
+ */
+struct BdrvChild {
+    BlockDriverState *bs;
+    char *name;                 /* "file", "backing", "root", "image", ... */
+    const BdrvChildClass *klass;
+    BdrvChildRole role;
+    void *opaque;               /* the parent (BlockDriverState * for nodes) */
+    QLIST_ENTRY(BdrvChild) next;        /* in the parent's children list */
+    QLIST_ENTRY(BdrvChild) next_parent; /* in bs->parents */
+};
+
+extern const BdrvChildClass child_of_bds;
+
+typedef enum {
+    BDRV_TRACKED_READ,
+    BDRV_TRACKED_WRITE,
+    BDRV_TRACKED_DISCARD,
+    BDRV_TRACKED_TRUNCATE,
+} BdrvTrackedRequestType;
+
+/*
+ * A request in flight on a node.  Serialising requests (read-modify-write
+ * of unaligned writes, copy-before-write, truncate) wait for every
+ * overlapping request to finish, and overlapping requests started later
+ * wait for them.
+ */
+typedef struct BdrvTrackedRequest {
+    BlockDriverState *bs;
+    int64_t offset;
+    int64_t bytes;
+    BdrvTrackedRequestType type;
+    BdrvRequestFlags flags;
+    bool serialising;
+    int64_t overlap_offset;     /* the range serialisation protects */
+    int64_t overlap_bytes;
+    QLIST_ENTRY(BdrvTrackedRequest) list;
+    Coroutine *co;
+    CoQueue wait_queue;         /* requests waiting for this one */
+    struct BdrvTrackedRequest *waiting_for;
+} BdrvTrackedRequest;
+
+/*
+ * Before-write notifiers run in the request's coroutine after the request
+ * is tracked and before the driver sees a write, write-zeroes or discard;
+ * a non-zero return fails the request.  Copy-before-write hooks here.
+ */
+typedef struct BdrvBeforeWriteNotifier BdrvBeforeWriteNotifier;
+struct BdrvBeforeWriteNotifier {
+    int coroutine_fn (*notify)(BdrvBeforeWriteNotifier *n,
+                               BdrvTrackedRequest *req);
+    QLIST_ENTRY(BdrvBeforeWriteNotifier) next;
+};
+
+void bdrv_add_before_write_notifier(BlockDriverState *bs,
+                                    BdrvBeforeWriteNotifier *n);
+void bdrv_remove_before_write_notifier(BdrvBeforeWriteNotifier *n);
+
+typedef struct BlockLimits {
+    uint32_t request_alignment;   /* bytes; requests are aligned to this */
+    int64_t max_transfer;         /* bytes per request; 0 = no limit */
+    uint32_t pdiscard_alignment;  /* 0 = request_alignment */
+    int64_t max_pdiscard;
+    uint32_t pwrite_zeroes_alignment;
+    int64_t max_pwrite_zeroes;
+    uint32_t opt_transfer;
+    size_t min_mem_alignment;     /* buffer alignment for O_DIRECT */
+    size_t opt_mem_alignment;
+    int max_iov;
+} BlockLimits;
+
+struct BlockDriver {
+    const char *format_name;
+    int instance_size;          /* size of bs->opaque */
+    const char *protocol_name;  /* "nbd", "null-co": filename prefixes */
+    bool is_format;             /* has a "file" child with image metadata */
+    bool is_filter;             /* passes I/O to its only child */
+    bool supports_backing;
+    bool has_variable_length;   /* re-query the length on every call */
+    /* Options the driver accepts in open (NULL-terminated). */
+    const char *const *runtime_opts;
+    /* Creation options (terminated by a NULL name). */
+    const CreateOptDesc *create_opts;
+
+    /* Probe score 0..100 for the first bytes of an image. */
+    int (*bdrv_probe)(const uint8_t *buf, int buf_size, const char *filename);
+    /* Turns "proto:..." into options; for protocol drivers. */
+    void (*bdrv_parse_filename)(const char *filename, QDict *options,
+                                Error **errp);
+
+    /*
+     * Opens @bs with the driver's @options (borrowed; children are opened
+     * with bdrv_open_child() which consumes their options).  bs->open_flags
+     * and bs->read_only are already set.  On failure the driver must have
+     * released everything itself (its close is not called).
+     */
+    int (*bdrv_open)(BlockDriverState *bs, QDict *options, int flags,
+                     Error **errp);
+    void (*bdrv_close)(BlockDriverState *bs);
+    void (*bdrv_refresh_limits)(BlockDriverState *bs, Error **errp);
+
+    int coroutine_fn (*bdrv_co_preadv)(BlockDriverState *bs, int64_t offset,
+                                       int64_t bytes, QEMUIOVector *qiov,
+                                       BdrvRequestFlags flags);
+    int coroutine_fn (*bdrv_co_pwritev)(BlockDriverState *bs, int64_t offset,
+                                        int64_t bytes, QEMUIOVector *qiov,
+                                        BdrvRequestFlags flags);
+    int coroutine_fn (*bdrv_co_pwritev_compressed)(BlockDriverState *bs,
+                                                   int64_t offset,
+                                                   int64_t bytes,
+                                                   QEMUIOVector *qiov);
+    /* -ENOTSUP makes the generic code write a zeroed buffer instead. */
+    int coroutine_fn (*bdrv_co_pwrite_zeroes)(BlockDriverState *bs,
+                                              int64_t offset, int64_t bytes,
+                                              BdrvRequestFlags flags);
+    int coroutine_fn (*bdrv_co_pdiscard)(BlockDriverState *bs, int64_t offset,
+                                         int64_t bytes);
+    int coroutine_fn (*bdrv_co_flush_to_os)(BlockDriverState *bs);
+    int coroutine_fn (*bdrv_co_flush_to_disk)(BlockDriverState *bs);
+    /*
+     * Allocation status of [offset, offset + bytes) (aligned to the
+     * request alignment).  Returns BDRV_BLOCK_* for the first *pnum bytes.
+     * Formats return OFFSET_VALID with *file = bs->file->bs to let the
+     * generic code ask the protocol about zeroes (with want_zero).
+     */
+    int coroutine_fn (*bdrv_co_block_status)(BlockDriverState *bs,
+                                             bool want_zero, int64_t offset,
+                                             int64_t bytes, int64_t *pnum,
+                                             int64_t *map,
+                                             BlockDriverState **file);
+    int coroutine_fn (*bdrv_co_truncate)(BlockDriverState *bs, int64_t offset,
+                                         bool exact, PreallocMode prealloc,
+                                         BdrvRequestFlags flags, Error **errp);
+
+    int64_t (*bdrv_getlength)(BlockDriverState *bs);
+    int64_t (*bdrv_get_allocated_file_size)(BlockDriverState *bs);
+    int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+    JsonNode *(*bdrv_get_specific_info)(BlockDriverState *bs, Error **errp);
+
+    int coroutine_fn (*bdrv_co_create_opts)(BlockDriver *drv,
+                                            const char *filename,
+                                            QDict *opts, Error **errp);
+    int coroutine_fn (*bdrv_co_check)(BlockDriverState *bs,
+                                      BdrvCheckResult *result,
+                                      BdrvCheckMode fix);
+    int (*bdrv_change_backing_file)(BlockDriverState *bs,
+                                    const char *backing_file,
+                                    const char *backing_fmt);
+    int coroutine_fn (*bdrv_co_amend)(BlockDriverState *bs, QDict *opts,
+                                      bool force, Error **errp);
+    int (*bdrv_measure)(QDict *opts, BlockDriverState *in_bs,
+                        BlockMeasureInfo *info, Error **errp);
+
+    /* blkdebug */
+    void (*bdrv_debug_event)(BlockDriverState *bs, BlkdebugEvent event);
+    int (*bdrv_debug_breakpoint)(BlockDriverState *bs, const char *event,
+                                 const char *tag);
+    int (*bdrv_debug_remove_breakpoint)(BlockDriverState *bs,
+                                        const char *tag);
+    int (*bdrv_debug_resume)(BlockDriverState *bs, const char *tag);
+    bool (*bdrv_debug_is_suspended)(BlockDriverState *bs, const char *tag);
+
+    QLIST_ENTRY(BlockDriver) list;
+};
+
+struct BlockDriverState {
+    BlockDriver *drv;
+    void *opaque;               /* drv->instance_size bytes */
+
+    int refcnt;                 /* see block.h: one per holder */
+    int open_flags;             /* BDRV_O_* */
+    bool read_only;
+    bool implicit_node_name;    /* node_name was generated ("#blockNNN") */
+    char node_name[32];
+
+    /* For protocols, the file/URI; for formats, their file's filename. */
+    char filename[PATH_MAX];
+    /* Backing file as recorded in the image header, and its format. */
+    char backing_file[PATH_MAX];
+    char backing_format[16];
+
+    QDict *options;             /* the options the node was opened with */
+
+    BdrvChild *file;            /* convenience pointers into children */
+    BdrvChild *backing;
+    QLIST_HEAD(, BdrvChild) children;
+    QLIST_HEAD(, BdrvChild) parents;
+
+    int64_t total_sectors;      /* cached length in 512-byte sectors */
+    BlockLimits bl;
+    BdrvRequestFlags supported_write_flags;
+    BdrvRequestFlags supported_zero_flags;
+    BlockdevDetectZeroes detect_zeroes;
+
+    /* Request tracking (main loop thread only). */
+    unsigned in_flight;
+    QLIST_HEAD(, BdrvTrackedRequest) tracked_requests;
+    unsigned serialising_in_flight;
+    QLIST_HEAD(, BdrvBeforeWriteNotifier) before_write_notifiers;
+    /* >0 while drained: new requests wait on drain_queue. */
+    int quiesce_counter;
+    CoQueue drain_queue;
+
+    uint64_t wr_highest_offset;
+
+    QTAILQ_ENTRY(BlockDriverState) all_list;
+};
+
+/* Driver registration (called from bdrv_init()). */
+void bdrv_register(BlockDriver *drv);
+
+/*
+ * Opens the child @child_name of @parent from the options under
+ * "@child_name" in @options (a node-name string, a nested dict, or
+ * "@child_name.*" flat keys) or, failing those, from @filename.  The
+ * consumed options are removed from @options.  Returns NULL without error
+ * when @allow_none and nothing was specified.  The child edge owns the
+ * new node's reference.
+ */
+BdrvChild *bdrv_open_child(const char *filename, QDict *options,
+                           const char *child_name, BlockDriverState *parent,
+                           BdrvChildRole role, bool allow_none,
+                           Error **errp);
+
+/* Attaches @child_bs below @parent; takes over the caller's reference. */
+BdrvChild *bdrv_attach_child(BlockDriverState *parent,
+                             BlockDriverState *child_bs,
+                             const char *child_name, BdrvChildRole role,
+                             Error **errp);
+/* Removes the edge and drops its reference. */
+void bdrv_unref_child(BlockDriverState *parent, BdrvChild *child);
+
+/* Edges from non-node parents (BlockBackend, job, export, device). */
+BdrvChild *bdrv_root_attach_child(BlockDriverState *child_bs,
+                                  const char *child_name,
+                                  const BdrvChildClass *klass,
+                                  BdrvChildRole role, void *opaque,
+                                  Error **errp);
+void bdrv_root_unref_child(BdrvChild *child);
+
+/* Replaces the backing child of @bs (NULL removes it); takes a new ref. */
+int bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing_hd,
+                        Error **errp);
+/* Opens bs->backing_file (or options["backing"]) as the backing child. */
+int bdrv_open_backing_file(BlockDriverState *bs, QDict *options,
+                           Error **errp);
+
+/* Re-reads the length from the driver (after truncate/resize). */
+int bdrv_refresh_total_sectors(BlockDriverState *bs, int64_t hint);
+
+/* Helpers for drivers' create functions: open/create the protocol file. */
+BlockBackend *bdrv_create_open_file(const char *filename, Error **errp);
+
+/* Sync wrapper used by drivers that implement only the coroutine version. */
+int bdrv_co_run(CoroutineEntry *entry, void *opaque, int *ret_ptr);
+
+/* Request tracking helpers for users that serialise on their own. */
+void bdrv_mark_request_serialising(BdrvTrackedRequest *req, uint64_t align);
+BdrvTrackedRequest *bdrv_find_conflicting_request(BlockDriverState *bs,
+                                                  int64_t offset,
+                                                  int64_t bytes);
+
+/* Decrements in_flight; wakes drainers. */
+void bdrv_inc_in_flight(BlockDriverState *bs);
+void bdrv_dec_in_flight(BlockDriverState *bs);
+
+/* Generated "#blockNNN" names for nodes opened without node-name. */
+void bdrv_assign_node_name(BlockDriverState *bs, const char *node_name,
+                           Error **errp);
+
+#endif
