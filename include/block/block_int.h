@@ -139,8 +139,9 @@ struct BlockDriver {
     /*
      * Opens @bs with the driver's @options (borrowed; children are opened
      * with bdrv_open_child() which consumes their options).  bs->open_flags
-     * and bs->read_only are already set.  On failure the driver must have
-     * released everything itself (its close is not called).
+     * and bs->read_only are already set.  On failure the driver frees its
+     * own state (its close is not called); children it attached are
+     * released by the generic code.
      */
     int (*bdrv_open)(BlockDriverState *bs, QDict *options, int flags,
                      Error **errp);
@@ -168,8 +169,11 @@ struct BlockDriver {
     /*
      * Allocation status of [offset, offset + bytes) (aligned to the
      * request alignment).  Returns BDRV_BLOCK_* for the first *pnum bytes.
-     * Formats return OFFSET_VALID with *file = bs->file->bs to let the
-     * generic code ask the protocol about zeroes (with want_zero).
+     * With OFFSET_VALID, *map and *file locate the data.  BDRV_BLOCK_RAW asks
+     * the generic code to answer from *file at *map instead;
+     * BDRV_BLOCK_RECURSE (with DATA) asks it to check *file for zeroes
+     * (e.g. preallocated clusters).  Returning 0 means "not allocated
+     * here": the generic code reports ZERO if there is no backing file.
      */
     int coroutine_fn (*bdrv_co_block_status)(BlockDriverState *bs,
                                              bool want_zero, int64_t offset,
@@ -299,7 +303,12 @@ int bdrv_refresh_total_sectors(BlockDriverState *bs, int64_t hint);
 /* Helpers for drivers' create functions: open/create the protocol file. */
 BlockBackend *bdrv_create_open_file(const char *filename, Error **errp);
 
-/* Sync wrapper used by drivers that implement only the coroutine version. */
+/*
+ * Runs @entry(@opaque) to completion: directly when already in coroutine
+ * context, otherwise in a new coroutine while polling the main loop.
+ * Completion is signalled by @entry storing its result in *@ret_ptr (which
+ * is set to -EINPROGRESS before it starts); returns that result.
+ */
 int bdrv_co_run(CoroutineEntry *entry, void *opaque, int *ret_ptr);
 
 /* Request tracking helpers for users that serialise on their own. */
@@ -308,9 +317,12 @@ BdrvTrackedRequest *bdrv_find_conflicting_request(BlockDriverState *bs,
                                                   int64_t offset,
                                                   int64_t bytes);
 
-/* Decrements in_flight; wakes drainers. */
+/* Counts a request in flight on @bs; bdrv_drain() waits for zero. */
 void bdrv_inc_in_flight(BlockDriverState *bs);
 void bdrv_dec_in_flight(BlockDriverState *bs);
+
+/* A buffer aligned for I/O on @bs (O_DIRECT safe); free with qemu_vfree. */
+void *qemu_blockalign(BlockDriverState *bs, size_t size);
 
 /* Generated "#blockNNN" names for nodes opened without node-name. */
 void bdrv_assign_node_name(BlockDriverState *bs, const char *node_name,
