@@ -431,6 +431,36 @@ static BlockDriver *bdrv_select_driver(const char *filename, QDict *options,
     return bdrv_probe_format(file_bs, errp);
 }
 
+/*
+ * "json:{...}" filenames carry the options themselves (as QEMU writes them
+ * into image headers); merges them into @options, which win on conflicts.
+ */
+static bool bdrv_merge_json_filename(const char *filename, QDict *options,
+                                     Error **errp)
+{
+    Error *local_err = NULL;
+    QDict *json_opts = qdict_from_json(filename + strlen("json:"),
+                                       &local_err);
+    GList *keys;
+
+    if (!json_opts) {
+        error_propagate_prepend(errp, local_err, "Could not parse the JSON "
+                                "options: ");
+        return false;
+    }
+    qdict_crumple(json_opts);
+    keys = qdict_keys(json_opts);
+    for (GList *l = keys; l; l = l->next) {
+        if (!qdict_haskey(options, l->data)) {
+            qdict_put_node(options, l->data,
+                           json_node_copy(qdict_get(json_opts, l->data)));
+        }
+    }
+    g_list_free(keys);
+    qobject_unref(json_opts);
+    return true;
+}
+
 /* Opens a new node; takes ownership of @options. */
 static BlockDriverState *bdrv_open_inherit(const char *filename,
                                            QDict *options, int flags,
@@ -443,6 +473,12 @@ static BlockDriverState *bdrv_open_inherit(const char *filename,
     const char *node_name;
     int ret;
 
+    if (filename && g_str_has_prefix(filename, "json:")) {
+        if (!bdrv_merge_json_filename(filename, options, &local_err)) {
+            goto fail;
+        }
+        filename = NULL;
+    }
     qdict_crumple(options);
     drv = bdrv_select_driver(filename, options, flags, &probed, &local_err);
     if (!drv) {
@@ -465,15 +501,25 @@ static BlockDriverState *bdrv_open_inherit(const char *filename,
     }
 
     /*
-     * "proto:..." names are parsed by their driver; other protocols get
-     * the filename as an option, and formats hand it to their "file".
+     * "proto:..." names, given as the argument or arriving as the
+     * "filename" option (a format's file child), are parsed by their
+     * driver; other protocols get the filename as an option, and formats
+     * hand it to their "file".
      */
-    if (filename && drv->bdrv_parse_filename && path_has_protocol(filename)) {
-        drv->bdrv_parse_filename(filename, options, &local_err);
-        if (local_err) {
-            goto fail;
+    if (drv->bdrv_parse_filename) {
+        g_autofree char *name = g_strdup(filename ? filename :
+                                         qdict_get_try_str(options,
+                                                           "filename"));
+        if (name && path_has_protocol(name)) {
+            qdict_del(options, "filename");
+            drv->bdrv_parse_filename(name, options, &local_err);
+            if (local_err) {
+                goto fail;
+            }
+            filename = NULL;
         }
-    } else if (filename && !drv->is_format && !drv->is_filter) {
+    }
+    if (filename && !drv->is_format && !drv->is_filter) {
         if (!qdict_haskey(options, "filename")) {
             qdict_put_str(options, "filename", filename);
         }
