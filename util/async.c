@@ -106,6 +106,8 @@ static gboolean bh_source_dispatch(GSource *source, GSourceFunc cb,
     g_mutex_unlock(&ctx->lock);
 
     while (budget--) {
+        bool oneshot;
+
         g_mutex_lock(&ctx->lock);
         bh = QTAILQ_FIRST(&ctx->bh_list);
         if (!bh) {
@@ -116,8 +118,10 @@ static gboolean bh_source_dispatch(GSource *source, GSourceFunc cb,
         bh->scheduled = false;
         g_mutex_unlock(&ctx->lock);
 
+        /* The callback may qemu_bh_delete() its own BH: read it first. */
+        oneshot = bh->oneshot;
         bh->cb(bh->opaque);
-        if (bh->oneshot) {
+        if (oneshot) {
             g_free(bh);
         }
     }

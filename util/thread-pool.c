@@ -5,6 +5,7 @@
 #include "qemu/osdep.h"
 #include "qemu/thread-pool.h"
 #include "qemu/aio.h"
+#include "util-trace.h"
 
 typedef struct {
     ThreadPoolFunc *func;
@@ -21,6 +22,7 @@ static void thread_pool_worker(gpointer data, gpointer user_data)
     ThreadPoolRequest *req = data;
 
     req->ret = req->func(req->arg);
+    trace_thread_pool_complete(req, req->arg, req->ret);
     /* After this the request may be freed by the woken coroutine. */
     aio_co_schedule(qemu_get_aio_context(), req->co);
 }
@@ -48,6 +50,7 @@ int coroutine_fn thread_pool_submit_co(ThreadPoolFunc *func, void *arg)
         pool = g_thread_pool_new(thread_pool_worker, NULL, pool_max_threads,
                                  FALSE, NULL);
     }
+    trace_thread_pool_submit(&req, func, arg);
     g_thread_pool_push(pool, &req, NULL);
     qemu_coroutine_yield();
     return req.ret;
