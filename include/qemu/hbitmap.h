@@ -57,7 +57,10 @@ bool hbitmap_next_dirty_area(const HBitmap *hb, int64_t start, int64_t end,
                              int64_t max_dirty_count,
                              int64_t *dirty_start, int64_t *dirty_count);
 
-/* True if every item of [start, start + count) is covered by a set bit. */
+/*
+ * Returns whether item @start is dirty; *pnum is the length of the run of
+ * items from @start (at most @count) that share that state.
+ */
 bool hbitmap_status(const HBitmap *hb, int64_t start, int64_t count,
                     int64_t *pnum);
 
