@@ -227,6 +227,31 @@ static int raw_probe(const uint8_t *buf, int buf_size, const char *filename)
     return 1;
 }
 
+/*
+ * A raw image needs exactly its virtual size, rounded up to whole
+ * sectors, whatever the source's allocation.
+ */
+static int raw_measure(QDict *opts, BlockDriverState *in_bs,
+                       BlockMeasureInfo *info, Error **errp)
+{
+    uint64_t size;
+    int64_t len;
+
+    if (in_bs) {
+        len = bdrv_getlength(in_bs);
+        if (len < 0) {
+            error_setg_errno(errp, -len, "Unable to get image virtual_size");
+            return len;
+        }
+        size = len;
+    } else if (!qdict_get_size_opt(opts, "size", 0, &size, errp)) {
+        return -EINVAL;
+    }
+    info->required = QEMU_ALIGN_UP(size, BDRV_SECTOR_SIZE);
+    info->fully_allocated = info->required;
+    return 0;
+}
+
 static const char *const raw_runtime_opts[] = {
     "offset",
     "size",
@@ -261,6 +286,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_getlength = raw_getlength,
     .bdrv_get_allocated_file_size = raw_get_allocated_file_size,
     .bdrv_co_create_opts = raw_co_create_opts,
+    .bdrv_measure = raw_measure,
 };
 
 void bdrv_raw_init(void)
