@@ -1,1 +1,491 @@
-/* placeholder: being written */
+/*
+ * qcow2 guest cluster mapping: L1/L2 lookups, L2 table allocation and
+ * copy-on-write, L1 growth, discard/zero of whole clusters, decompression.
+ *
+ * Everything here runs with s->lock held (the lock is a CoMutex, so the
+ * holder may yield in I/O while others wait).
+ */
+#include "qemu/osdep.h"
+#include "block/qcow2.h"
+#include <zlib.h>
+
+QCow2ClusterType qcow2_get_cluster_type(BlockDriverState *bs,
+                                        uint64_t l2_entry)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (l2_entry & QCOW_OFLAG_COMPRESSED) {
+        return QCOW2_CLUSTER_COMPRESSED;
+    }
+    /* The zero flag exists only in version 3 (bit 0 is reserved in v2). */
+    if ((l2_entry & QCOW_OFLAG_ZERO) && s->qcow_version >= 3) {
+        return (l2_entry & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC
+                                            : QCOW2_CLUSTER_ZERO_PLAIN;
+    }
+    return (l2_entry & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_NORMAL
+                                        : QCOW2_CLUSTER_UNALLOCATED;
+}
+
+void qcow2_parse_compressed_l2_entry(BlockDriverState *bs, uint64_t l2_entry,
+                                     uint64_t *coffset, int *csize)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t nb_csectors;
+
+    *coffset = l2_entry & s->cluster_offset_mask;
+    nb_csectors = ((l2_entry >> s->csize_shift) & s->csize_mask) + 1;
+    *csize = nb_csectors * QCOW2_COMPRESSED_SECTOR_SIZE -
+             (*coffset & (QCOW2_COMPRESSED_SECTOR_SIZE - 1));
+}
+
+/* Validates and returns the L2 offset of L1 entry @l1_index (0: none). */
+static int coroutine_fn l1_entry_l2_offset(BlockDriverState *bs,
+                                           int l1_index, uint64_t *l2_offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t off = s->l1_table[l1_index] & L1E_OFFSET_MASK;
+
+    if (off && offset_into_cluster(s, off)) {
+        qcow2_signal_corruption(bs, "L2 table offset %#" PRIx64
+                                " unaligned (L1 index: %#x)", off, l1_index);
+        return -EIO;
+    }
+    *l2_offset = off;
+    return 0;
+}
+
+static bool same_run(BlockDriverState *bs, QCow2ClusterType type,
+                     uint64_t first, uint64_t e, int i)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (qcow2_get_cluster_type(bs, e) != type) {
+        return false;
+    }
+    switch (type) {
+    case QCOW2_CLUSTER_NORMAL:
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        return (e & L2E_OFFSET_MASK) ==
+               (first & L2E_OFFSET_MASK) + (uint64_t)i * s->cluster_size &&
+               (e & QCOW_OFLAG_COPIED) == (first & QCOW_OFLAG_COPIED);
+    case QCOW2_CLUSTER_COMPRESSED:
+        return false;
+    default:
+        return true;
+    }
+}
+
+int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
+                                       uint64_t *bytes, uint64_t *host,
+                                       uint64_t *l2_entry,
+                                       QCow2ClusterType *type)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int l1_index = offset_to_l1_index(s, offset);
+    int l2_index = offset_to_l2_index(s, offset);
+    uint64_t in_cluster = offset_into_cluster(s, offset);
+    uint64_t cover_end = (uint64_t)(l1_index + 1)
+                         << (s->l2_bits + s->cluster_bits);
+    uint64_t max = MIN(*bytes, cover_end - offset);
+    uint64_t l2_offset, first;
+    uint64_t *l2;
+    int n, i, nb_needed;
+    int ret;
+
+    *host = 0;
+    *l2_entry = 0;
+    if (l1_index >= s->l1_size) {
+        *type = QCOW2_CLUSTER_UNALLOCATED;
+        *bytes = max;
+        return 0;
+    }
+    ret = l1_entry_l2_offset(bs, l1_index, &l2_offset);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!l2_offset) {
+        *type = QCOW2_CLUSTER_UNALLOCATED;
+        *bytes = max;
+        return 0;
+    }
+    ret = qcow2_cache_get(bs, s->l2_table_cache, l2_offset, (void **)&l2);
+    if (ret < 0) {
+        return ret;
+    }
+    first = GUINT64_FROM_BE(l2[l2_index]);
+    *type = qcow2_get_cluster_type(bs, first);
+    *l2_entry = first;
+    if (*type == QCOW2_CLUSTER_NORMAL || *type == QCOW2_CLUSTER_ZERO_ALLOC) {
+        uint64_t h = first & L2E_OFFSET_MASK;
+        if (offset_into_cluster(s, h)) {
+            qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+            qcow2_signal_corruption(bs, "Cluster allocation offset %#" PRIx64
+                                    " unaligned (L2 offset: %#" PRIx64
+                                    ", L2 index: %#x)", h, l2_offset,
+                                    l2_index);
+            return -EIO;
+        }
+        *host = h + in_cluster;
+    }
+    nb_needed = DIV_ROUND_UP(in_cluster + max, s->cluster_size);
+    for (n = 1, i = l2_index + 1; n < nb_needed; n++, i++) {
+        if (!same_run(bs, *type, first, GUINT64_FROM_BE(l2[i]), n)) {
+            break;
+        }
+    }
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    *bytes = MIN(max, (uint64_t)n * s->cluster_size - in_cluster);
+    return 0;
+}
+
+int coroutine_fn qcow2_write_l1_entry(BlockDriverState *bs, int l1_index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t buf[64];
+    int start = l1_index & ~63;
+    int n = MIN(64, (int)s->l1_size - start);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        buf[i] = GUINT64_TO_BE(s->l1_table[start + i]);
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_UPDATE);
+    return bdrv_co_pwrite_sync(bs->file, s->l1_table_offset + start * 8,
+                               n * 8, buf, 0);
+}
+
+int coroutine_fn qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t new_bytes, i;
+    uint64_t *new_table;
+    int64_t new_offset;
+    uint64_t old_offset = s->l1_table_offset;
+    uint32_t old_size = s->l1_size;
+    uint8_t hdr[12];
+    int ret;
+
+    if (min_size <= s->l1_size) {
+        return 0;
+    }
+    if (min_size > QCOW_MAX_L1_SIZE / 8) {
+        return -EFBIG;
+    }
+    new_bytes = ROUND_UP(min_size * 8, s->cluster_size);
+    new_table = qemu_try_memalign(4096, new_bytes);
+    if (!new_table) {
+        return -ENOMEM;
+    }
+    memset(new_table, 0, new_bytes);
+    for (i = 0; i < s->l1_size; i++) {
+        new_table[i] = GUINT64_TO_BE(s->l1_table[i]);
+    }
+
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_GROW_ALLOC_TABLE);
+    new_offset = qcow2_alloc_clusters_exact(bs, new_bytes);
+    if (new_offset < 0) {
+        qemu_vfree(new_table);
+        return new_offset;
+    }
+    /* The new table's refcounts must be on disk before the header moves. */
+    ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+    if (ret < 0) {
+        goto fail;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_GROW_WRITE_TABLE);
+    ret = bdrv_co_pwrite_sync(bs->file, new_offset, min_size * 8, new_table,
+                              0);
+    if (ret < 0) {
+        goto fail;
+    }
+    be32_put(hdr, min_size);
+    be64_put(hdr + 4, new_offset);
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
+    ret = bdrv_co_pwrite_sync(bs->file, 36, sizeof(hdr), hdr, 0);
+    if (ret < 0) {
+        goto fail;
+    }
+    for (i = 0; i < min_size; i++) {
+        new_table[i] = GUINT64_FROM_BE(new_table[i]);
+    }
+    g_free(s->l1_table);
+    s->l1_table = g_memdup2(new_table, min_size * 8);
+    qemu_vfree(new_table);
+    s->l1_table_offset = new_offset;
+    s->l1_size = min_size;
+    if (old_size) {
+        qcow2_free_clusters(bs, old_offset, (uint64_t)old_size * 8,
+                            QCOW2_DISCARD_OTHER);
+    }
+    return 0;
+
+fail:
+    qemu_vfree(new_table);
+    qcow2_free_clusters(bs, new_offset, new_bytes, QCOW2_DISCARD_OTHER);
+    return ret;
+}
+
+int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
+                                        uint64_t **l2_table, int *l2_index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int l1_index = offset_to_l1_index(s, offset);
+    uint64_t old_l2, old_l1e;
+    uint64_t *table = NULL, *old_table;
+    int64_t new_l2;
+    int n, ret;
+
+    *l2_index = offset_to_l2_index(s, offset);
+    if (l1_index >= s->l1_size) {
+        ret = qcow2_grow_l1_table(bs, l1_index + 1);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = l1_entry_l2_offset(bs, l1_index, &old_l2);
+    if (ret < 0) {
+        return ret;
+    }
+    old_l1e = s->l1_table[l1_index];
+    if (old_l2 && (old_l1e & QCOW_OFLAG_COPIED)) {
+        return qcow2_cache_get(bs, s->l2_table_cache, old_l2,
+                               (void **)l2_table);
+    }
+
+    /* A new table, or a private copy of a shared one (refcount > 1). */
+    new_l2 = qcow2_alloc_clusters(bs, 1, &n);
+    if (new_l2 < 0) {
+        return new_l2;
+    }
+    ret = qcow2_cache_get_empty(bs, s->l2_table_cache, new_l2,
+                                (void **)&table);
+    if (ret < 0) {
+        goto fail_free;
+    }
+    if (old_l2) {
+        int i;
+        BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_COW_READ);
+        ret = qcow2_cache_get(bs, s->l2_table_cache, old_l2,
+                              (void **)&old_table);
+        if (ret < 0) {
+            goto fail_put;
+        }
+        memcpy(table, old_table, s->cluster_size);
+        qcow2_cache_put(s->l2_table_cache, (void **)&old_table);
+        /* Data clusters stay shared with the other L1 table. */
+        for (i = 0; i < s->l2_size; i++) {
+            table[i] &= ~GUINT64_TO_BE(QCOW_OFLAG_COPIED);
+        }
+    } else {
+        memset(table, 0, s->cluster_size);
+    }
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, table);
+
+    /* Refcount and table contents reach the disk before the L1 entry. */
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_WRITE);
+    ret = qcow2_cache_flush(bs, s->l2_table_cache);
+    if (ret < 0) {
+        goto fail_put;
+    }
+    s->l1_table[l1_index] = new_l2 | QCOW_OFLAG_COPIED;
+    ret = qcow2_write_l1_entry(bs, l1_index);
+    if (ret < 0) {
+        s->l1_table[l1_index] = old_l1e;
+        goto fail_put;
+    }
+    if (old_l2) {
+        qcow2_free_clusters(bs, old_l2, s->cluster_size, QCOW2_DISCARD_OTHER);
+    }
+    *l2_table = table;
+    return 0;
+
+fail_put:
+    qcow2_cache_put(s->l2_table_cache, (void **)&table);
+fail_free:
+    qcow2_free_clusters(bs, new_l2, s->cluster_size, QCOW2_DISCARD_OTHER);
+    return ret;
+}
+
+void coroutine_fn qcow2_wait_for_allocs(BlockDriverState *bs, uint64_t offset,
+                                        uint64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+    QCowL2Meta *m;
+
+again:
+    QLIST_FOREACH(m, &s->cluster_allocs, next) {
+        uint64_t end = m->guest_offset +
+                       ((uint64_t)m->nb_clusters << s->cluster_bits);
+        if (offset < end && m->guest_offset < offset + bytes) {
+            qemu_co_queue_wait(&m->waiters, &s->lock);
+            goto again;
+        }
+    }
+}
+
+/*
+ * Rewrites the L2 entries of whole clusters [offset, offset + bytes) with
+ * @new_entry_fn's result and frees the clusters they no longer reference.
+ */
+typedef uint64_t L2EntryFn(BlockDriverState *bs, uint64_t old, bool arg,
+                           bool *free_old);
+
+static int coroutine_fn rewrite_l2_entries(BlockDriverState *bs,
+                                           uint64_t offset, uint64_t bytes,
+                                           L2EntryFn *fn, bool arg,
+                                           bool alloc_tables,
+                                           QCow2DiscardType type)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t end = offset + bytes;
+    uint64_t *freed = g_new(uint64_t, s->l2_size);
+    int ret = 0;
+
+    while (offset < end) {
+        int l1_index = offset_to_l1_index(s, offset);
+        uint64_t table_end = (uint64_t)(l1_index + 1)
+                             << (s->l2_bits + s->cluster_bits);
+        uint64_t chunk_end = MIN(end, table_end);
+        int nb = DIV_ROUND_UP(chunk_end - offset, s->cluster_size);
+        int nb_freed = 0, i, l2_index;
+        uint64_t *l2;
+
+        if (!alloc_tables &&
+            (l1_index >= s->l1_size || !s->l1_table[l1_index])) {
+            offset = chunk_end;
+            continue;
+        }
+        ret = qcow2_get_l2_for_write(bs, offset, &l2, &l2_index);
+        if (ret < 0) {
+            break;
+        }
+        for (i = 0; i < nb; i++) {
+            uint64_t old = GUINT64_FROM_BE(l2[l2_index + i]);
+            bool free_old = false;
+            uint64_t new = fn(bs, old, arg, &free_old);
+            if (new == old) {
+                continue;
+            }
+            l2[l2_index + i] = GUINT64_TO_BE(new);
+            if (free_old) {
+                freed[nb_freed++] = old;
+            }
+        }
+        BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE);
+        qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        /* qcow2_free_clusters() writes the L2 change first. */
+        for (i = 0; i < nb_freed; i++) {
+            qcow2_free_any_cluster(bs, freed[i], type);
+        }
+        offset = chunk_end;
+    }
+    g_free(freed);
+    return ret;
+}
+
+static uint64_t discard_entry(BlockDriverState *bs, uint64_t old,
+                              bool full_discard, bool *free_old)
+{
+    BDRVQcow2State *s = bs->opaque;
+    QCow2ClusterType t = qcow2_get_cluster_type(bs, old);
+    uint64_t new = 0;
+
+    /* With a backing file, "unallocated" would expose backing data. */
+    if (!full_discard && bs->backing && s->qcow_version >= 3) {
+        new = QCOW_OFLAG_ZERO;
+    }
+    *free_old = t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC ||
+                t == QCOW2_CLUSTER_COMPRESSED;
+    if (!*free_old && t == QCOW2_CLUSTER_UNALLOCATED && !new) {
+        return old;
+    }
+    return new;
+}
+
+int coroutine_fn qcow2_cluster_discard(BlockDriverState *bs, uint64_t offset,
+                                       uint64_t bytes, bool full_discard,
+                                       QCow2DiscardType type)
+{
+    BDRVQcow2State *s = bs->opaque;
+    bool need_tables = !full_discard && bs->backing && s->qcow_version >= 3;
+
+    return rewrite_l2_entries(bs, offset, bytes, discard_entry, full_discard,
+                              need_tables, type);
+}
+
+static uint64_t zero_entry(BlockDriverState *bs, uint64_t old, bool unmap,
+                           bool *free_old)
+{
+    QCow2ClusterType t = qcow2_get_cluster_type(bs, old);
+
+    if ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
+        (old & QCOW_OFLAG_COPIED) && !unmap) {
+        /* Keep the (preallocated) host cluster; only mark it zero. */
+        *free_old = false;
+        return (old & (L2E_OFFSET_MASK | QCOW_OFLAG_COPIED)) | QCOW_OFLAG_ZERO;
+    }
+    *free_old = t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC ||
+                t == QCOW2_CLUSTER_COMPRESSED;
+    return QCOW_OFLAG_ZERO;
+}
+
+int coroutine_fn qcow2_cluster_zeroize(BlockDriverState *bs, uint64_t offset,
+                                       uint64_t bytes, bool unmap)
+{
+    /* Without a backing file, missing L2 tables already read as zeroes. */
+    return rewrite_l2_entries(bs, offset, bytes, zero_entry, unmap,
+                              bs->backing != NULL, QCOW2_DISCARD_REQUEST);
+}
+
+int coroutine_fn qcow2_decompress_cluster(BlockDriverState *bs,
+                                          uint64_t l2_entry, uint8_t *out)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t coffset;
+    int csize, ret;
+    int64_t file_len = bdrv_getlength(bs->file->bs);
+    uint8_t *in;
+    z_stream strm = { 0 };
+
+    qcow2_parse_compressed_l2_entry(bs, l2_entry, &coffset, &csize);
+    if (file_len < 0) {
+        return file_len;
+    }
+    if (coffset >= (uint64_t)file_len) {
+        qcow2_signal_corruption(bs, "Compressed cluster at %#" PRIx64
+                                " is past the end of the image", coffset);
+        return -EIO;
+    }
+    /* The last sector may be cut short by the end of the file. */
+    csize = MIN((uint64_t)csize, file_len - coffset);
+    in = g_try_malloc(csize);
+    if (!in) {
+        return -ENOMEM;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_READ_COMPRESSED);
+    ret = bdrv_co_pread(bs->file, coffset, csize, in, 0);
+    if (ret < 0) {
+        goto out;
+    }
+    if (inflateInit2(&strm, -12) != Z_OK) {
+        ret = -EIO;
+        goto out;
+    }
+    strm.next_in = in;
+    strm.avail_in = csize;
+    strm.next_out = out;
+    strm.avail_out = s->cluster_size;
+    ret = inflate(&strm, Z_FINISH);
+    /* Decompression stops once a whole cluster was produced. */
+    if ((ret != Z_STREAM_END && ret != Z_BUF_ERROR && ret != Z_OK) ||
+        strm.avail_out) {
+        ret = -EIO;
+    } else {
+        ret = 0;
+    }
+    inflateEnd(&strm);
+out:
+    g_free(in);
+    return ret;
+}

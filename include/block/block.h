@@ -83,6 +83,7 @@ typedef struct BdrvCheckResult {
 
 typedef struct BlockDriverInfo {
     int cluster_size;           /* 0 if not applicable */
+    int64_t vm_state_offset;    /* where saved VM state would start; 0: none */
     bool is_dirty;
 } BlockDriverInfo;
 
