@@ -1086,8 +1086,10 @@ static void coroutine_fn bdrv_create_co_entry(void *opaque)
 int bdrv_create(BlockDriver *drv, const char *filename, QDict *opts,
                 Error **errp)
 {
+    g_autoptr(QDict) no_opts = opts ? NULL : qdict_new();
     CreateCo cco = {
-        .drv = drv, .filename = filename, .opts = opts, .errp = errp,
+        .drv = drv, .filename = filename, .opts = opts ? opts : no_opts,
+        .errp = errp,
     };
 
     if (!drv->bdrv_co_create_opts) {

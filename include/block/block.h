@@ -216,7 +216,8 @@ char *bdrv_get_full_backing_filename(BlockDriverState *bs, Error **errp);
 
 /*
  * Creates an image of format @drv at @filename with creation options
- * @opts (QDict; "size" required for most drivers).  Does not open it.
+ * @opts (QDict, may be NULL; "size" required for most drivers).  Does
+ * not open it.
  */
 int bdrv_create(BlockDriver *drv, const char *filename, QDict *opts,
                 Error **errp);

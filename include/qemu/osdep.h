@@ -36,7 +36,11 @@
 #define QEMU_PACKED __attribute__((packed))
 #define QEMU_NORETURN __attribute__((noreturn))
 #define QEMU_WARN_UNUSED_RESULT __attribute__((warn_unused_result))
+#ifdef __clang__
+#define QEMU_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
 #define QEMU_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#endif
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
