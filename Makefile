@@ -1,0 +1,52 @@
+# Thin wrapper over meson/ninja.  See README.md.
+#   make          build into build/
+#   make check    unit tests (also under ASan/UBSan), iotests, interop tests
+#   make demo     the main scenario
+#   make bench    benchmarks side by side with Debian's QEMU
+
+BUILD_DIR ?= build
+ASAN_BUILD_DIR ?= build-asan
+
+.PHONY: all deps check check-unit check-asan check-iotests check-interop \
+        check-fuzz demo bench clean
+
+all: deps $(BUILD_DIR)/build.ninja
+	ninja -C $(BUILD_DIR)
+
+deps:
+	@scripts/ensure-deps.sh
+
+$(BUILD_DIR)/build.ninja:
+	./configure --builddir=$(BUILD_DIR)
+
+$(ASAN_BUILD_DIR)/build.ninja:
+	./configure --builddir=$(ASAN_BUILD_DIR) --enable-sanitizers
+
+check: all
+	@scripts/run-checks.sh $(BUILD_DIR) $(ASAN_BUILD_DIR)
+
+check-unit: all
+	meson test -C $(BUILD_DIR) --suite unit --print-errorlogs
+
+check-asan: deps $(ASAN_BUILD_DIR)/build.ninja
+	ninja -C $(ASAN_BUILD_DIR)
+	meson test -C $(ASAN_BUILD_DIR) --suite unit --print-errorlogs
+
+check-iotests: all
+	cd tests/qemu-iotests && QBLOCK_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) ./check -qcow2 && \
+	    QBLOCK_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) ./check -raw
+
+check-interop: all
+	QBLOCK_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) tests/interop/run
+
+check-fuzz: deps
+	scripts/run-fuzz.sh
+
+demo: all
+	@scripts/demo
+
+bench: all
+	@tests/bench/run
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
