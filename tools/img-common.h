@@ -65,6 +65,12 @@ QDict *img_build_create_opts(const char *options, BlockDriver *drv,
 BlockBackend *img_open(bool image_opts, const char *filename,
                        const char *fmt, int flags);
 /*
+ * Turns a qemu-img cache mode (none, writeback, unsafe, directsync,
+ * writethrough) into open flags; false for an unknown mode.  writethrough
+ * is treated as writeback: the tools flush before they close anyway.
+ */
+bool img_parse_cache_mode(const char *mode, int *flags);
+/*
  * Runs @entry(@opaque) in a new coroutine and polls the main loop until
  * *@done becomes true (the entry sets it as its last action).
  */

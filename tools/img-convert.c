@@ -375,6 +375,8 @@ typedef struct ConvertArgs {
     bool target_image_opts, target_is_zero, wr_in_order;
     int64_t min_sparse;
     int num_coroutines;
+    int src_cache_flags;        /* -T, default writeback */
+    int target_cache_flags;     /* -t, default unsafe as in qemu-img */
 } ConvertArgs;
 
 static void convert_parse_args(ConvertArgs *a, int argc, char **argv)
@@ -454,10 +456,20 @@ static void convert_parse_args(ConvertArgs *a, int argc, char **argv)
         case 'W':
             a->wr_in_order = false;
             break;
+        case 't':
+            if (!img_parse_cache_mode(optarg, &a->target_cache_flags)) {
+                error_report("Invalid cache option: %s", optarg);
+                exit(IMG_EXIT_FAILURE);
+            }
+            break;
+        case 'T':
+            if (!img_parse_cache_mode(optarg, &a->src_cache_flags)) {
+                error_report("Invalid source cache option: %s", optarg);
+                exit(IMG_EXIT_FAILURE);
+            }
+            break;
         case 'C':
         case 'l':
-        case 't':
-        case 'T':
         case 'U':
         case 'r':
         case OPTION_CONV_OBJECT:
@@ -534,7 +546,8 @@ static int convert_open_sources(ConvertState *s, ConvertArgs *a,
     s->src = g_new0(BlockBackend *, n);
     s->src_sizes = g_new0(int64_t, n);
     for (int i = 0; i < n; i++) {
-        s->src[i] = img_open(a->image_opts, names[i], a->fmt, 0);
+        s->src[i] = img_open(a->image_opts, names[i], a->fmt,
+                             a->src_cache_flags);
         if (!s->src[i]) {
             return -EINVAL;
         }
@@ -556,6 +569,7 @@ int img_convert(int argc, char **argv)
         .min_sparse = 8 * BDRV_SECTOR_SIZE,
         .num_coroutines = 8,
         .wr_in_order = true,
+        .target_cache_flags = BDRV_O_NO_FLUSH,
     };
     ConvertState s = { 0 };
     BlockDriverInfo bdi = { 0 };
@@ -611,7 +625,7 @@ int img_convert(int argc, char **argv)
     }
     s.target = img_open(a.target_image_opts, out_filename,
                         a.target_image_opts ? NULL : a.out_fmt,
-                        BDRV_O_RDWR | BDRV_O_NO_FLUSH);
+                        BDRV_O_RDWR | a.target_cache_flags);
     if (!s.target) {
         goto out;
     }

@@ -90,6 +90,20 @@ static OutputFormat parse_output_format(const char *arg)
     exit(IMG_EXIT_FAILURE);
 }
 
+bool img_parse_cache_mode(const char *mode, int *flags)
+{
+    *flags &= ~(BDRV_O_NOCACHE | BDRV_O_NO_FLUSH);
+    if (!strcmp(mode, "none") || !strcmp(mode, "off") ||
+        !strcmp(mode, "directsync")) {
+        *flags |= BDRV_O_NOCACHE;
+    } else if (!strcmp(mode, "unsafe")) {
+        *flags |= BDRV_O_NO_FLUSH;
+    } else if (strcmp(mode, "writeback") && strcmp(mode, "writethrough")) {
+        return false;
+    }
+    return true;
+}
+
 BlockBackend *img_open(bool image_opts, const char *filename,
                        const char *fmt, int flags)
 {
