@@ -39,17 +39,47 @@ unsigned qdict_size(QDict *qdict)
     return json_object_get_size(qdict);
 }
 
+/*
+ * json_node_copy() shares nested objects and arrays with the original;
+ * option dicts are edited in place, so copies must not share anything.
+ */
+JsonNode *qnode_deep_copy(JsonNode *node)
+{
+    JsonNode *copy;
+
+    switch (JSON_NODE_TYPE(node)) {
+    case JSON_NODE_OBJECT:
+        copy = json_node_new(JSON_NODE_OBJECT);
+        json_node_take_object(copy, qdict_clone(json_node_get_object(node)));
+        return copy;
+    case JSON_NODE_ARRAY: {
+        JsonArray *src = json_node_get_array(node);
+        JsonArray *dst = json_array_sized_new(json_array_get_length(src));
+
+        for (guint i = 0; i < json_array_get_length(src); i++) {
+            json_array_add_element(dst, qnode_deep_copy(
+                                   json_array_get_element(src, i)));
+        }
+        copy = json_node_new(JSON_NODE_ARRAY);
+        json_node_take_array(copy, dst);
+        return copy;
+    }
+    default:
+        return json_node_copy(node);
+    }
+}
+
 QDict *qdict_clone(QDict *qdict)
 {
-    JsonNode *node = json_node_alloc();
-    JsonNode *copy;
-    QDict *result;
+    QDict *result = json_object_new();
+    GList *keys = json_object_get_members(qdict);
 
-    json_node_init_object(node, qdict);
-    copy = json_node_copy(node);
-    result = json_object_ref(json_node_get_object(copy));
-    json_node_unref(copy);
-    json_node_unref(node);
+    for (GList *l = keys; l; l = l->next) {
+        json_object_set_member(result, l->data,
+                               qnode_deep_copy(json_object_get_member(
+                                               qdict, l->data)));
+    }
+    g_list_free(keys);
     return result;
 }
 
@@ -267,7 +297,7 @@ QDict *qdict_extract_subqdict(QDict *qdict, const char *prefix)
         const char *key = l->data;
 
         if (!strncmp(key, prefix, plen) && key[plen] == '.' && key[plen + 1]) {
-            JsonNode *n = json_node_copy(json_object_get_member(qdict, key));
+            JsonNode *n = qnode_deep_copy(json_object_get_member(qdict, key));
             json_object_set_member(dst, key + plen + 1, n);
         }
     }
@@ -309,7 +339,8 @@ void qdict_crumple(QDict *qdict)
             json_object_set_object_member(qdict, head, sub);
         }
         json_object_set_member(sub, dot + 1,
-                               json_node_copy(json_object_get_member(qdict, key)));
+                               qnode_deep_copy(json_object_get_member(qdict,
+                                                                      key)));
         json_object_remove_member(qdict, key);
     }
     g_list_free(keys);

@@ -28,8 +28,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QDict, qobject_unref)
 bool qdict_haskey(QDict *qdict, const char *key);
 void qdict_del(QDict *qdict, const char *key);
 unsigned qdict_size(QDict *qdict);
-/* Deep copy. */
+/* Deep copies: nothing is shared with the original. */
 QDict *qdict_clone(QDict *qdict);
+JsonNode *qnode_deep_copy(JsonNode *node);
 
 void qdict_put_str(QDict *qdict, const char *key, const char *value);
 void qdict_put_int(QDict *qdict, const char *key, int64_t value);
