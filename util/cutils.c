@@ -126,37 +126,30 @@ static int strtosz_suffix_shift(char c)
 }
 
 /*
- * Bytes contributed by the decimal fraction @digits (@n digits, trailing
- * zeros already dropped) times 2^@shift, if that is a whole number:
- * digits * 2^shift / 10^n must be an integer, i.e. 5^n divides digits
- * and the remaining 2^n divides 2^shift times what is left.
+ * Bytes in the fraction 0.DIGITS (n digits) of a unit of 2^shift bytes,
+ * rounded down as qemu-img does ("0.1k" is 102 bytes).  Works on the
+ * decimal digits directly: doubling the fraction shift times yields one
+ * bit of the result per step, so no precision is lost.
  */
-static bool strtosz_fraction(const char *digits, int n, int shift,
-                             uint64_t *bytes)
+static uint64_t strtosz_fraction(const char *digits, int n, int shift)
 {
-    unsigned __int128 f = 0, pow5 = 1;
+    g_autofree uint8_t *d = g_malloc(n);
+    uint64_t bytes = 0;
 
-    /* 10^38 still fits in 128 bits; longer fractions cannot be exact. */
-    if (n > 38) {
-        return false;
-    }
     for (int i = 0; i < n; i++) {
-        f = f * 10 + (digits[i] - '0');
-        pow5 *= 5;
+        d[i] = digits[i] - '0';
     }
-    if (f % pow5) {
-        return false;
-    }
-    f /= pow5;          /* now f < 2^n, and the value is f * 2^(shift - n) */
-    if (n > shift) {
-        if (f & ((((unsigned __int128)1) << (n - shift)) - 1)) {
-            return false;
+    for (int bit = 0; bit < shift; bit++) {
+        int carry = 0;
+
+        for (int i = n - 1; i >= 0; i--) {
+            int v = d[i] * 2 + carry;
+            d[i] = v % 10;
+            carry = v / 10;
         }
-        *bytes = f >> (n - shift);
-    } else {
-        *bytes = f << (shift - n);
+        bytes = (bytes << 1) | carry;
     }
-    return true;
+    return bytes;
 }
 
 /*
@@ -178,8 +171,11 @@ static int do_strtosz(const char *nptr, const char **end, int unit,
     while (g_ascii_isspace(*p)) {
         p++;
     }
+    if (*p == '+') {
+        p++;                    /* qemu-img accepts an explicit plus */
+    }
     if (!g_ascii_isdigit(*p)) {
-        goto invalid;           /* also rejects signs, ".5", "inf" */
+        goto invalid;           /* also rejects '-', ".5", "inf" */
     }
     if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
         base = 16;
@@ -217,8 +213,12 @@ static int do_strtosz(const char *nptr, const char **end, int unit,
         return ret;
     }
     shift *= 10;
-    if (frac_len && !strtosz_fraction(frac, frac_len, shift, &frac_bytes)) {
-        goto invalid;
+    if (frac_len) {
+        /* A fraction needs a unit larger than a byte: "1.5k", not "1.5". */
+        if (!shift) {
+            goto invalid;
+        }
+        frac_bytes = strtosz_fraction(frac, frac_len, shift);
     }
     if (shift && val > (UINT64_MAX >> shift)) {
         return -ERANGE;

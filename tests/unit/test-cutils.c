@@ -45,25 +45,27 @@ static const SizeCase strtosz_cases[] = {
     { "1.0", 0, 1 },
     { "1.000K", 0, KiB },
     { "0.0009765625K", 0, 1 },              /* 2^-10 K is one byte */
-    { "0.00048828125K", -EINVAL, 0 },       /* half a byte */
+    { "0.00048828125K", 0, 0 },             /* half a byte, rounded down */
+    { "0.1k", 0, 102 },                     /* 102.4 bytes, as qemu-io */
     { "18446744073709551615", 0, UINT64_MAX },
     { "18446744073709551615B", 0, UINT64_MAX },
     { "18446744073709551616", -ERANGE, 0 },
     { "16E", -ERANGE, 0 },
     { "16384P", -ERANGE, 0 },
-    { "15.9999999999999999999E", -EINVAL, 0 },
+    /* Exact arithmetic: 16E minus 0.1 byte rounds down to 2^64 - 1. */
+    { "15.9999999999999999999E", 0, UINT64_MAX },
     { "17179869184G", -ERANGE, 0 },
     /* (2^34 - 1) GiB + (1 - 2^-30) GiB */
     { "17179869183.99999999906867742538452148437500G", 0, UINT64_MAX },
     { "1.5", -EINVAL, 0 },                  /* half bytes... */
     { "1.5B", -EINVAL, 0 },
-    { "1.0001K", -EINVAL, 0 },              /* 1024.1024 bytes */
+    { "1.0001K", 0, 1024 },                 /* 1024.1024 bytes */
     { "", -EINVAL, 0 },
     { " ", -EINVAL, 0 },
     { "K", -EINVAL, 0 },
     { "-1", -EINVAL, 0 },
     { "-0", -EINVAL, 0 },
-    { "+1", -EINVAL, 0 },
+    { "+1", 0, 1 },
     { ".5K", -EINVAL, 0 },
     { "1e3", -EINVAL, 0 },                  /* 'e' is exbi, then junk */
     { "inf", -EINVAL, 0 },
