@@ -739,9 +739,12 @@ static void coroutine_fn blkdebug_suspend(BDRVBlkdebugState *s, char *tag)
     };
 
     QLIST_INSERT_HEAD(&s->suspended, &r, next);
+    /* Tests' golden output relies on these lines, as QEMU's do. */
+    printf("blkdebug: Suspended request '%s'\n", tag);
     while (!r.resumed) {
         qemu_coroutine_yield();
     }
+    printf("blkdebug: Resuming request '%s'\n", tag);
     g_free(r.tag);
 }
 

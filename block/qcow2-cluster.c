@@ -391,12 +391,15 @@ static uint64_t discard_entry(BlockDriverState *bs, uint64_t old,
     QCow2ClusterType t = qcow2_get_cluster_type(bs, old);
     uint64_t new = 0;
 
-    /* With a backing file, "unallocated" would expose backing data. */
-    if (!full_discard && bs->backing && s->qcow_version >= 3) {
-        new = QCOW_OFLAG_ZERO;
-    }
     *free_old = t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC ||
                 t == QCOW2_CLUSTER_COMPRESSED;
+    /*
+     * A guest discard leaves a v3 zero cluster where data was (as QEMU
+     * does), and with a backing file must not expose the backing data.
+     */
+    if (!full_discard && s->qcow_version >= 3 && (bs->backing || *free_old)) {
+        new = QCOW_OFLAG_ZERO;
+    }
     if (!*free_old && t == QCOW2_CLUSTER_UNALLOCATED && !new) {
         return old;
     }

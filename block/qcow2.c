@@ -1642,8 +1642,13 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     BDRVQcow2State *s = bs->opaque;
 
+    /* VM state would start at the first L2-table span past the disk. */
+    int64_t span = (int64_t)s->cluster_size * s->l2_size;
+
     bdi->cluster_size = s->cluster_size;
     bdi->is_dirty = !!(s->incompatible_features & QCOW2_INCOMPAT_DIRTY);
+    bdi->vm_state_offset = DIV_ROUND_UP(bs->total_sectors * BDRV_SECTOR_SIZE,
+                                        span) * span;
     return 0;
 }
 

@@ -227,6 +227,12 @@ static int raw_probe(const uint8_t *buf, int buf_size, const char *filename)
     return 1;
 }
 
+/* No clusters and no VM state: what qemu-io info prints for raw. */
+static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    return 0;
+}
+
 /*
  * A raw image needs exactly its virtual size, rounded up to whole
  * sectors, whatever the source's allocation.
@@ -287,6 +293,7 @@ static BlockDriver bdrv_raw = {
     .bdrv_get_allocated_file_size = raw_get_allocated_file_size,
     .bdrv_co_create_opts = raw_co_create_opts,
     .bdrv_measure = raw_measure,
+    .bdrv_get_info = raw_get_info,
 };
 
 void bdrv_raw_init(void)
