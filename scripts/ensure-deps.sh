@@ -5,7 +5,7 @@ set -e
 
 BUILD_PKGS="meson ninja-build pkg-config gcc libglib2.0-dev libjson-glib-dev \
 zlib1g-dev libaio-dev liburing-dev python3"
-TEST_PKGS="qemu-utils libnbd-bin nbdkit"
+TEST_PKGS="qemu-utils qemu-system-x86 libnbd-bin nbdkit"
 
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS; do
