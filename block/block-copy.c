@@ -1,0 +1,745 @@
+/*
+ * block-copy: copies clusters from a source to a target, each exactly
+ * once, for copy-before-write and the background loop of live backup.
+ *
+ * See include/block/block-copy.h for the model (copy map, claiming,
+ * tasks) and docs/devel/block-copy.md for the invariants.
+ */
+#include "qemu/osdep.h"
+#include "qemu/aio.h"
+#include "qemu/ratelimit.h"
+#include "block/block-copy.h"
+#include "block-trace.h"
+
+#define BLOCK_COPY_MIN_CLUSTER_SIZE (64 * KiB)
+#define BLOCK_COPY_DEFAULT_CHUNK    (1 * MiB)
+#define BLOCK_COPY_DEFAULT_WORKERS  64
+#define BLOCK_COPY_DEFAULT_MEM      (128 * MiB)
+#define BLOCK_COPY_SLICE_NS         (100 * 1000 * 1000)
+
+typedef struct BlockCopyCall BlockCopyCall;
+
+/*
+ * A claimed range being copied by its own coroutine.  Its clusters are
+ * clear in the copy map while it is listed in s->tasks.
+ */
+typedef struct BlockCopyTask {
+    BlockCopyState *s;
+    BlockCopyCall *call;        /* the call that claimed it */
+    int64_t offset;
+    int64_t bytes;
+    CoQueue waiters;            /* calls waiting for the task to end */
+    QLIST_ENTRY(BlockCopyTask) next;
+} BlockCopyTask;
+
+/* One block_copy()/block_copy_run() invocation; lives on its stack. */
+struct BlockCopyCall {
+    int running;                /* its tasks still in flight */
+    Coroutine *waiter;          /* the caller, while it waits for a task */
+    int ret;                    /* first error of its tasks */
+    bool error_is_read;
+    QEMUTimer *sleep_timer;     /* armed during a rate-limit sleep */
+};
+
+struct BlockCopyState {
+    BdrvChild *source;
+    BdrvChild *target;
+    int64_t len;
+    int64_t cluster_size;
+    int64_t max_chunk;
+    int max_workers;
+    int64_t max_mem;
+    bool compress;
+
+    /* Clusters still to copy; clear for clusters of tasks in flight. */
+    HBitmap *copy_bitmap;
+    QLIST_HEAD(, BlockCopyTask) tasks;
+    /* Bytes of all tasks in flight, i.e. the buffer memory they hold. */
+    int64_t in_flight_bytes;
+    CoQueue mem_waiters;        /* calls waiting for buffer budget */
+    int calls;                  /* calls alive (for the free check) */
+
+    int64_t bytes_done;
+    BlockCopyProgressFunc *progress_cb;
+    void *progress_opaque;
+
+    RateLimit rate_limit;
+    BlockCopyCall *run_call;    /* the active block_copy_run(), if any */
+    bool cancelled;
+};
+
+BlockCopyState *block_copy_state_new(BdrvChild *source, BdrvChild *target,
+                                     const BlockCopyOptions *opts,
+                                     Error **errp)
+{
+    BlockCopyOptions defaults = { 0 };
+    BlockCopyState *s;
+    BlockDriverInfo bdi;
+    int64_t len, target_len;
+    int64_t cluster_size = BLOCK_COPY_MIN_CLUSTER_SIZE;
+
+    opts = opts ? opts : &defaults;
+    if (source->bs == target->bs) {
+        error_setg(errp, "Source and target cannot be the same node ('%s')",
+                   bdrv_get_node_name(source->bs));
+        return NULL;
+    }
+    len = bdrv_getlength(source->bs);
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get the size of '%s'",
+                         bdrv_get_node_name(source->bs));
+        return NULL;
+    }
+    target_len = bdrv_getlength(target->bs);
+    if (target_len < 0) {
+        error_setg_errno(errp, -target_len, "Could not get the size of '%s'",
+                         bdrv_get_node_name(target->bs));
+        return NULL;
+    }
+    if (target_len < len) {
+        error_setg(errp, "Target '%s' (%" PRId64 " bytes) is smaller than "
+                   "source '%s' (%" PRId64 " bytes)",
+                   bdrv_get_node_name(target->bs), target_len,
+                   bdrv_get_node_name(source->bs), len);
+        return NULL;
+    }
+    if (opts->min_cluster_size && !is_power_of_2(opts->min_cluster_size)) {
+        error_setg(errp, "min-cluster-size needs to be a power of 2");
+        return NULL;
+    }
+    if (opts->compress && !target->bs->drv->bdrv_co_pwritev_compressed) {
+        error_setg(errp, "Compression is not supported for this drive %s",
+                   bdrv_get_node_name(target->bs));
+        return NULL;
+    }
+    memset(&bdi, 0, sizeof(bdi));
+    if (bdrv_get_info(target->bs, &bdi) >= 0 && bdi.cluster_size > 0) {
+        cluster_size = MAX(cluster_size, (int64_t)pow2ceil(bdi.cluster_size));
+    }
+    cluster_size = MAX(cluster_size, opts->min_cluster_size);
+
+    s = g_new0(BlockCopyState, 1);
+    s->source = source;
+    s->target = target;
+    s->len = len;
+    s->cluster_size = cluster_size;
+    s->compress = opts->compress;
+    /* A compressed write must be exactly one target cluster. */
+    s->max_chunk = opts->compress ? cluster_size :
+        MAX(QEMU_ALIGN_UP(opts->max_chunk ? opts->max_chunk :
+                          BLOCK_COPY_DEFAULT_CHUNK, cluster_size),
+            cluster_size);
+    s->max_workers = opts->max_workers > 0 ? opts->max_workers :
+        BLOCK_COPY_DEFAULT_WORKERS;
+    s->max_mem = MAX(opts->max_mem > 0 ? opts->max_mem :
+                     BLOCK_COPY_DEFAULT_MEM, s->max_chunk);
+    s->copy_bitmap = hbitmap_alloc(len, ctz64(cluster_size));
+    hbitmap_set(s->copy_bitmap, 0, len);
+    QLIST_INIT(&s->tasks);
+    qemu_co_queue_init(&s->mem_waiters);
+    ratelimit_init(&s->rate_limit);
+    trace_block_copy_state_new(s, source->bs, target->bs, cluster_size, len);
+    return s;
+}
+
+void block_copy_state_free(BlockCopyState *s)
+{
+    if (!s) {
+        return;
+    }
+    assert(QLIST_EMPTY(&s->tasks) && s->calls == 0);
+    hbitmap_free(s->copy_bitmap);
+    g_free(s);
+}
+
+int64_t block_copy_cluster_size(BlockCopyState *s)
+{
+    return s->cluster_size;
+}
+
+int64_t block_copy_length(BlockCopyState *s)
+{
+    return s->len;
+}
+
+void block_copy_set_copy_map(BlockCopyState *s, const HBitmap *map)
+{
+    HBitmapIter hbi;
+    int64_t item, gran = INT64_C(1) << hbitmap_granularity(map);
+
+    assert(QLIST_EMPTY(&s->tasks));
+    hbitmap_reset_all(s->copy_bitmap);
+    hbitmap_iter_init(&hbi, map, 0);
+    while ((item = hbitmap_iter_next(&hbi)) >= 0 && item < s->len) {
+        hbitmap_set(s->copy_bitmap, item, MIN(gran, s->len - item));
+    }
+}
+
+void block_copy_mark_all(BlockCopyState *s)
+{
+    assert(QLIST_EMPTY(&s->tasks));
+    hbitmap_set(s->copy_bitmap, 0, s->len);
+}
+
+void block_copy_mark_none(BlockCopyState *s)
+{
+    assert(QLIST_EMPTY(&s->tasks));
+    hbitmap_reset_all(s->copy_bitmap);
+}
+
+void block_copy_set_dirty(BlockCopyState *s, int64_t offset, int64_t bytes)
+{
+    if (offset < s->len && bytes > 0) {
+        hbitmap_set(s->copy_bitmap, offset, MIN(bytes, s->len - offset));
+    }
+}
+
+void block_copy_reset(BlockCopyState *s, int64_t offset, int64_t bytes)
+{
+    if (offset < s->len && bytes > 0) {
+        hbitmap_reset(s->copy_bitmap, offset, MIN(bytes, s->len - offset));
+    }
+}
+
+int coroutine_fn block_copy_reset_unallocated(BlockCopyState *s,
+                                              int64_t offset,
+                                              int64_t *count)
+{
+    int64_t cs = s->cluster_size;
+    int64_t pnum, unallocated;
+    int ret;
+
+    assert(QEMU_IS_ALIGNED(offset, cs) && offset < s->len);
+    ret = bdrv_is_allocated(s->source->bs, offset, s->len - offset, &pnum);
+    if (ret < 0) {
+        return ret;
+    }
+    /* A cluster with any allocated byte must be copied whole. */
+    unallocated = offset + pnum == s->len ? pnum : QEMU_ALIGN_DOWN(pnum, cs);
+    if (ret == 0 && unallocated > 0) {
+        hbitmap_reset(s->copy_bitmap, offset, unallocated);
+        *count = unallocated;
+        return 0;
+    }
+    *count = MIN(QEMU_ALIGN_UP(MAX(pnum, 1), cs), s->len - offset);
+    return 1;
+}
+
+static BlockCopyTask *block_copy_find_task(BlockCopyState *s, int64_t offset,
+                                           int64_t bytes)
+{
+    BlockCopyTask *t;
+
+    QLIST_FOREACH(t, &s->tasks, next) {
+        if (offset < t->offset + t->bytes && t->offset < offset + bytes) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Decides how to copy the start of [offset, offset + bytes): returns true
+ * if the first *len bytes read as zeroes in the source (whole clusters,
+ * or up to the end of the image), false if *len bytes (whole clusters)
+ * must be read.  A block status error makes everything data; the read
+ * then reports the real problem.
+ */
+static bool coroutine_fn block_copy_zero_extent(BlockCopyState *s,
+                                                int64_t offset, int64_t bytes,
+                                                int64_t *len)
+{
+    int64_t cs = s->cluster_size;
+    int64_t pnum = 0;
+    int ret;
+
+    ret = bdrv_co_block_status_above(s->source->bs, NULL, offset, bytes,
+                                     &pnum, NULL, NULL, NULL);
+    if (ret < 0 || pnum <= 0) {
+        *len = bytes;
+        return false;
+    }
+    if (ret & BDRV_BLOCK_ZERO) {
+        int64_t zero = offset + pnum == s->len ? pnum :
+            QEMU_ALIGN_DOWN(pnum, cs);
+        if (zero > 0) {
+            *len = MIN(zero, bytes);
+            return true;
+        }
+    }
+    *len = MIN(QEMU_ALIGN_UP(offset + pnum, cs) - offset, bytes);
+    return false;
+}
+
+/* Copies [offset, offset + bytes): zero extents as write-zeroes. */
+static int coroutine_fn block_copy_do_copy(BlockCopyState *s, int64_t offset,
+                                           int64_t bytes, bool *error_is_read)
+{
+    int64_t end = offset + bytes;
+    void *buf = NULL;
+    int ret = 0;
+
+    while (offset < end) {
+        int64_t len;
+
+        if (block_copy_zero_extent(s, offset, end - offset, &len)) {
+            trace_block_copy_write_zeroes(s, offset, len);
+            ret = bdrv_co_pwrite_zeroes(s->target, offset, len,
+                                        BDRV_REQ_MAY_UNMAP);
+            if (ret < 0) {
+                *error_is_read = false;
+                break;
+            }
+        } else {
+            if (!buf) {
+                buf = qemu_blockalign(s->source->bs, bytes);
+            }
+            /*
+             * Called from a guest write's before-write notifier, the read
+             * must not wait for that (possibly serialising) write.  What
+             * it reads is still the old data: the write waits for us.
+             */
+            ret = bdrv_co_pread(s->source, offset, len, buf,
+                                BDRV_REQ_NO_SERIALISING);
+            if (ret < 0) {
+                trace_block_copy_read_fail(s, offset, ret);
+                *error_is_read = true;
+                break;
+            }
+            ret = bdrv_co_pwrite(s->target, offset, len, buf,
+                                 s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
+            if (ret < 0) {
+                trace_block_copy_write_fail(s, offset, ret);
+                *error_is_read = false;
+                break;
+            }
+        }
+        offset += len;
+    }
+    qemu_vfree(buf);
+    return ret;
+}
+
+/* Parks the caller of @call until one of its tasks ends. */
+static void coroutine_fn block_copy_call_wait(BlockCopyCall *call)
+{
+    call->waiter = qemu_coroutine_self();
+    qemu_coroutine_yield();
+}
+
+static void block_copy_call_kick(BlockCopyCall *call)
+{
+    Coroutine *co = call->waiter;
+
+    if (co) {
+        call->waiter = NULL;
+        aio_co_wake(co);
+    }
+}
+
+/*
+ * A task's coroutine: copies, then either keeps the clusters clear
+ * (success) or marks them again (failure), and wakes everyone waiting for
+ * it.  The task is freed here; waiters never touch it after waking.
+ */
+static void coroutine_fn block_copy_task_entry(void *opaque)
+{
+    BlockCopyTask *t = opaque;
+    BlockCopyState *s = t->s;
+    BlockCopyCall *call = t->call;
+    bool error_is_read = false;
+    int ret;
+
+    ret = block_copy_do_copy(s, t->offset, t->bytes, &error_is_read);
+    trace_block_copy_task_end(s, t->offset, t->bytes, ret);
+
+    QLIST_REMOVE(t, next);
+    s->in_flight_bytes -= t->bytes;
+    if (ret < 0) {
+        hbitmap_set(s->copy_bitmap, t->offset, t->bytes);
+        if (!call->ret) {
+            call->ret = ret;
+            call->error_is_read = error_is_read;
+        }
+    } else {
+        s->bytes_done += t->bytes;
+        if (s->progress_cb) {
+            s->progress_cb(s->progress_opaque, t->bytes);
+        }
+    }
+    qemu_co_queue_restart_all(&t->waiters);
+    qemu_co_queue_restart_all(&s->mem_waiters);
+    call->running--;
+    block_copy_call_kick(call);
+    g_free(t);
+}
+
+/*
+ * Claims [offset, offset + bytes) for @call and starts copying it in a
+ * new coroutine.  Nothing yields between finding the range dirty and
+ * clearing it here, which is what makes claims exclusive.
+ */
+static void block_copy_task_start(BlockCopyState *s, BlockCopyCall *call,
+                                  int64_t offset, int64_t bytes)
+{
+    BlockCopyTask *t = g_new0(BlockCopyTask, 1);
+
+    t->s = s;
+    t->call = call;
+    t->offset = offset;
+    t->bytes = bytes;
+    qemu_co_queue_init(&t->waiters);
+    hbitmap_reset(s->copy_bitmap, offset, bytes);
+    QLIST_INSERT_HEAD(&s->tasks, t, next);
+    s->in_flight_bytes += bytes;
+    call->running++;
+    trace_block_copy_task_start(s, offset, bytes);
+    qemu_coroutine_enter(qemu_coroutine_create(block_copy_task_entry, t));
+}
+
+static void block_copy_sleep_cb(void *opaque)
+{
+    block_copy_call_kick(opaque);
+}
+
+/*
+ * Rate-limit sleep of @call; block_copy_cancel() cuts the sleep of the
+ * background loop short.  The caller has no task running on a kick, so
+ * only the timer or cancel can wake it.
+ */
+static void coroutine_fn block_copy_sleep(BlockCopyCall *call, int64_t ns)
+{
+    call->sleep_timer = aio_timer_new(qemu_get_aio_context(),
+                                      block_copy_sleep_cb, call);
+    timer_mod_ns(call->sleep_timer, qemu_clock_get_ns() + ns);
+    block_copy_call_wait(call);
+    timer_free(call->sleep_timer);
+    call->sleep_timer = NULL;
+}
+
+/*
+ * One pass over [start, end) (cluster aligned, end may be the image end):
+ * claims every dirty area and runs it as a task, at most max_workers at a
+ * time and within the buffer budget, then waits for its own tasks.  Every
+ * yield restarts the search at @pos because others may have claimed
+ * clusters meanwhile.
+ */
+static void coroutine_fn block_copy_pass(BlockCopyState *s,
+                                         BlockCopyCall *call,
+                                         int64_t start, int64_t end,
+                                         bool rate_limited, bool background)
+{
+    int64_t pos = start;
+
+    while (pos < end && !call->ret && !(background && s->cancelled)) {
+        int64_t area, area_bytes, avail;
+
+        if (!hbitmap_next_dirty_area(s->copy_bitmap, pos, end, s->max_chunk,
+                                     &area, &area_bytes)) {
+            break;
+        }
+        if (call->running >= s->max_workers) {
+            block_copy_call_wait(call);
+            continue;
+        }
+        avail = s->max_mem - s->in_flight_bytes;
+        if (avail < MIN(area_bytes, s->cluster_size)) {
+            qemu_co_queue_wait(&s->mem_waiters, NULL);
+            continue;
+        }
+        if (area_bytes > avail) {
+            /* avail >= cluster_size here, so the claim is not empty. */
+            area_bytes = QEMU_ALIGN_DOWN(avail, s->cluster_size);
+        }
+        if (rate_limited && ratelimit_enabled(&s->rate_limit)) {
+            int64_t delay = ratelimit_calculate_delay(&s->rate_limit,
+                                                      area_bytes);
+            if (delay > 0) {
+                if (call->running) {
+                    /* Let the running tasks finish first: no timer race. */
+                    block_copy_call_wait(call);
+                } else {
+                    trace_block_copy_sleep(s, delay);
+                    block_copy_sleep(call, delay);
+                }
+                continue;
+            }
+            ratelimit_account(&s->rate_limit, area_bytes);
+        }
+        block_copy_task_start(s, call, area, area_bytes);
+        pos = area + area_bytes;
+    }
+    while (call->running > 0) {
+        block_copy_call_wait(call);
+    }
+}
+
+int coroutine_fn block_copy(BlockCopyState *s, int64_t offset,
+                            int64_t bytes, bool ignore_ratelimit,
+                            bool *error_is_read)
+{
+    BlockCopyCall call = { 0 };
+    int64_t start, end;
+
+    if (bytes <= 0 || offset >= s->len) {
+        return 0;
+    }
+    start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
+    end = MIN(QEMU_ALIGN_UP(offset + bytes, s->cluster_size), s->len);
+    trace_block_copy(s, start, end - start);
+    s->calls++;
+    for (;;) {
+        BlockCopyTask *t;
+
+        block_copy_pass(s, &call, start, end, !ignore_ratelimit, false);
+        if (call.ret) {
+            break;
+        }
+        /* Clusters of the range that others are copying. */
+        t = block_copy_find_task(s, start, end - start);
+        if (t) {
+            trace_block_copy_wait_task(s, t->offset, t->bytes);
+            qemu_co_queue_wait(&t->waiters, NULL);
+            continue;
+        }
+        /* A failed task of another caller may have marked clusters again. */
+        if (hbitmap_next_dirty(s->copy_bitmap, start, end - start) < 0) {
+            break;
+        }
+    }
+    s->calls--;
+    if (call.ret && error_is_read) {
+        *error_is_read = call.error_is_read;
+    }
+    return call.ret;
+}
+
+/*
+ * A block_copy() that its caller may stop waiting for.  Shared by the
+ * copying coroutine and the waiter; the last of them frees it.
+ */
+typedef struct BlockCopyDetached {
+    BlockCopyState *s;
+    int64_t offset;
+    int64_t bytes;
+    int ret;
+    bool error_is_read;
+    bool done;
+    Coroutine *waiter;          /* NULL once woken (or given up) */
+    int refcnt;
+} BlockCopyDetached;
+
+static void block_copy_detached_unref(BlockCopyDetached *d)
+{
+    if (--d->refcnt == 0) {
+        g_free(d);
+    }
+}
+
+static void block_copy_detached_kick(BlockCopyDetached *d)
+{
+    Coroutine *co = d->waiter;
+
+    if (co) {
+        d->waiter = NULL;
+        aio_co_wake(co);
+    }
+}
+
+static void coroutine_fn block_copy_detached_entry(void *opaque)
+{
+    BlockCopyDetached *d = opaque;
+    BlockDriverState *source_bs = d->s->source->bs;
+
+    d->ret = block_copy(d->s, d->offset, d->bytes, true, &d->error_is_read);
+    d->done = true;
+    block_copy_detached_kick(d);
+    bdrv_dec_in_flight(source_bs);
+    block_copy_detached_unref(d);
+}
+
+static void block_copy_timeout_cb(void *opaque)
+{
+    block_copy_detached_kick(opaque);
+}
+
+int coroutine_fn block_copy_with_timeout(BlockCopyState *s, int64_t offset,
+                                         int64_t bytes, int64_t timeout_ns,
+                                         bool *error_is_read)
+{
+    BlockCopyDetached *d;
+    QEMUTimer *timer;
+    int ret;
+
+    if (!timeout_ns) {
+        return block_copy(s, offset, bytes, true, error_is_read);
+    }
+    d = g_new0(BlockCopyDetached, 1);
+    *d = (BlockCopyDetached) {
+        .s = s, .offset = offset, .bytes = bytes, .refcnt = 2,
+    };
+    /* Drain of the source (and the filter above it) waits for the copy. */
+    bdrv_inc_in_flight(s->source->bs);
+    qemu_coroutine_enter(qemu_coroutine_create(block_copy_detached_entry, d));
+    if (!d->done) {
+        timer = aio_timer_new(qemu_get_aio_context(), block_copy_timeout_cb,
+                              d);
+        timer_mod_ns(timer, qemu_clock_get_ns() + timeout_ns);
+        d->waiter = qemu_coroutine_self();
+        qemu_coroutine_yield();
+        timer_free(timer);
+        d->waiter = NULL;
+    }
+    if (d->done) {
+        ret = d->ret;
+        if (ret && error_is_read) {
+            *error_is_read = d->error_is_read;
+        }
+    } else {
+        trace_block_copy_timeout(s, offset, bytes);
+        ret = -ETIMEDOUT;
+    }
+    block_copy_detached_unref(d);
+    return ret;
+}
+
+int coroutine_fn block_copy_run(BlockCopyState *s, bool *error_is_read)
+{
+    BlockCopyCall call = { 0 };
+    int ret;
+
+    assert(!s->run_call);
+    s->run_call = &call;
+    s->calls++;
+    for (;;) {
+        BlockCopyTask *t;
+
+        block_copy_pass(s, &call, 0, s->len, true, true);
+        if (call.ret || s->cancelled) {
+            break;
+        }
+        if (!hbitmap_is_empty(s->copy_bitmap)) {
+            continue;
+        }
+        /* Everything is claimed: wait for copy-before-write still running. */
+        t = QLIST_FIRST(&s->tasks);
+        if (!t) {
+            break;
+        }
+        qemu_co_queue_wait(&t->waiters, NULL);
+    }
+    s->calls--;
+    s->run_call = NULL;
+    ret = call.ret ? call.ret : s->cancelled ? -ECANCELED : 0;
+    if (call.ret && error_is_read) {
+        *error_is_read = call.error_is_read;
+    }
+    trace_block_copy_run_end(s, ret);
+    return ret;
+}
+
+void block_copy_cancel(BlockCopyState *s)
+{
+    s->cancelled = true;
+    if (s->run_call && s->run_call->sleep_timer) {
+        block_copy_call_kick(s->run_call);
+    }
+}
+
+bool block_copy_is_cancelled(BlockCopyState *s)
+{
+    return s->cancelled;
+}
+
+void block_copy_set_speed(BlockCopyState *s, uint64_t speed)
+{
+    ratelimit_set_speed(&s->rate_limit, speed, BLOCK_COPY_SLICE_NS);
+}
+
+void block_copy_set_progress_callback(BlockCopyState *s,
+                                      BlockCopyProgressFunc *cb,
+                                      void *opaque)
+{
+    s->progress_cb = cb;
+    s->progress_opaque = opaque;
+}
+
+int64_t block_copy_bytes_done(BlockCopyState *s)
+{
+    return s->bytes_done;
+}
+
+int64_t block_copy_bytes_remaining(BlockCopyState *s)
+{
+    return MIN((int64_t)hbitmap_count(s->copy_bitmap), s->len) +
+           s->in_flight_bytes;
+}
+
+bool block_copy_is_cluster_copied(BlockCopyState *s, int64_t offset)
+{
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
+
+    assert(offset >= 0 && offset < s->len);
+    return !hbitmap_get(s->copy_bitmap, offset) &&
+           !block_copy_find_task(s, start, s->cluster_size);
+}
+
+bool coroutine_fn block_copy_wait_range_status(BlockCopyState *s,
+                                               int64_t offset, int64_t bytes,
+                                               int64_t *pnum)
+{
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
+    int64_t end = QEMU_ALIGN_UP(offset + bytes, s->cluster_size);
+    BlockCopyTask *t;
+
+    assert(offset >= 0 && offset < s->len && bytes > 0);
+    while ((t = block_copy_find_task(s, start, end - start))) {
+        qemu_co_queue_wait(&t->waiters, NULL);
+    }
+    return hbitmap_status(s->copy_bitmap, offset,
+                          MIN(bytes, s->len - offset), pnum);
+}
+
+struct BlockCopyNotifier {
+    BdrvBeforeWriteNotifier n;
+    BlockCopyState *s;
+};
+
+/*
+ * Runs inside the guest request, after it is tracked and before the
+ * driver sees it.  The covered range includes the aligned blocks of a
+ * read-modify-write.  Writes that keep the data (WRITE_UNCHANGED) need no
+ * copy.
+ */
+static int coroutine_fn block_copy_before_write(BdrvBeforeWriteNotifier *n,
+                                                BdrvTrackedRequest *req)
+{
+    BlockCopyNotifier *bn = container_of(n, BlockCopyNotifier, n);
+    int64_t start = MIN(req->offset, req->overlap_offset);
+    int64_t end = MAX(req->offset + req->bytes,
+                      req->overlap_offset + req->overlap_bytes);
+
+    if (req->flags & BDRV_REQ_WRITE_UNCHANGED) {
+        return 0;
+    }
+    return block_copy(bn->s, start, end - start, true, NULL);
+}
+
+BlockCopyNotifier *block_copy_install_notifier(BlockCopyState *s,
+                                               BlockDriverState *bs)
+{
+    BlockCopyNotifier *bn = g_new0(BlockCopyNotifier, 1);
+
+    bn->s = s;
+    bn->n.notify = block_copy_before_write;
+    bdrv_add_before_write_notifier(bs, &bn->n);
+    return bn;
+}
+
+void block_copy_remove_notifier(BlockCopyNotifier *n)
+{
+    if (n) {
+        bdrv_remove_before_write_notifier(&n->n);
+        g_free(n);
+    }
+}
