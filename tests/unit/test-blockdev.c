@@ -175,7 +175,6 @@ static void test_add_del(void)
 static void test_add_errors(void)
 {
     g_autofree char *img = tmp_path("adderr.qcow2");
-    g_autofree char *json = NULL;
     Error *err = NULL;
 
     create_qcow2(img, 1 << 20, NULL);
