@@ -28,7 +28,7 @@ ninja -C "$build"
 passed=0
 failed=0
 for target in "$build"/tests/fuzz/fuzz-*; do
-    [ -x "$target" ] || continue
+    [ -f "$target" ] && [ -x "$target" ] || continue
     name=$(basename "$target")
     corpus_seed=tests/fuzz/corpus/${name#fuzz-}
     work=tests/fuzz/corpus-run/${name#fuzz-}
