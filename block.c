@@ -5,36 +5,10 @@
 #include "qemu/osdep.h"
 #include "block/block_int.h"
 #include "block/block-backend.h"
+#include "block/dirty-bitmap.h"
 #include "block/drivers.h"
 #include "qemu/cutils.h"
 #include "block-trace.h"
-
-const char *const PreallocMode_str[] = {
-    "off", "metadata", "falloc", "full", NULL,
-};
-
-const char *const BlockdevDetectZeroes_str[] = {
-    "off", "on", "unmap", NULL,
-};
-
-const char *const BlkdebugEvent_str[] = {
-    "l1_update", "l1_grow_alloc_table", "l1_grow_write_table",
-    "l1_grow_activate_table", "l2_load", "l2_update", "l2_update_compressed",
-    "l2_alloc_cow_read", "l2_alloc_write", "read_aio", "read_backing_aio",
-    "read_compressed", "write_aio", "write_compressed", "vmstate_load",
-    "vmstate_save", "cow_read", "cow_write", "reftable_load",
-    "reftable_grow", "reftable_update", "refblock_load", "refblock_update",
-    "refblock_update_part", "refblock_alloc", "refblock_alloc_hookup",
-    "refblock_alloc_write", "refblock_alloc_write_blocks",
-    "refblock_alloc_write_table", "refblock_alloc_switch_table",
-    "cluster_alloc", "cluster_alloc_bytes", "cluster_free", "flush_to_os",
-    "flush_to_disk", "pwritev_rmw_head", "pwritev_rmw_after_head",
-    "pwritev_rmw_tail", "pwritev_rmw_after_tail", "pwritev",
-    "pwritev_zero", "pwritev_done", "empty_image_prepare",
-    "l1_shrink_write_table", "l1_shrink_free_l2_clusters", "cor_write",
-    "cluster_alloc_space", "none", NULL,
-};
-G_STATIC_ASSERT(G_N_ELEMENTS(BlkdebugEvent_str) == BLKDBG__MAX + 1);
 
 static QLIST_HEAD(, BlockDriver) bdrv_drivers =
     QLIST_HEAD_INITIALIZER(bdrv_drivers);
@@ -70,6 +44,9 @@ void bdrv_init(void)
     bdrv_null_init();
     bdrv_blkdebug_init();
     bdrv_qcow2_init();
+    bdrv_nbd_init();
+    bdrv_cbw_init();
+    bdrv_snapshot_access_init();
 }
 
 BlockDriver *bdrv_find_format(const char *format_name)
@@ -99,6 +76,10 @@ void bdrv_print_formats(FILE *f)
     }
     g_ptr_array_sort(names, bdrv_name_cmp);
     for (guint i = 0; i < names->len; i++) {
+        /* Several drivers may share a format name (nbd, nbd+unix, ...). */
+        if (i > 0 && !strcmp(names->pdata[i], names->pdata[i - 1])) {
+            continue;
+        }
         fprintf(f, " %s", (const char *)names->pdata[i]);
     }
 }
@@ -220,6 +201,7 @@ static BlockDriverState *bdrv_new(void)
     QLIST_INIT(&bs->parents);
     QLIST_INIT(&bs->tracked_requests);
     QLIST_INIT(&bs->before_write_notifiers);
+    QTAILQ_INIT(&bs->dirty_bitmaps);
     qemu_co_queue_init(&bs->drain_queue);
     QTAILQ_INSERT_TAIL(&all_bdrv_states, bs, all_list);
     return bs;
@@ -245,7 +227,7 @@ static bool bdrv_apply_generic_opts(BlockDriverState *bs, QDict *options,
         "ignore", "off", "unmap", "on", NULL,
     };
     QDict *cache = qdict_get_qdict(options, "cache");
-    bool read_only, direct, no_flush;
+    bool read_only, direct, no_flush, force_share;
     int discard, detect_zeroes;
 
     if (!qdict_get_bool_opt(options, "read-only", !(*flags & BDRV_O_RDWR),
@@ -256,6 +238,15 @@ static bool bdrv_apply_generic_opts(BlockDriverState *bs, QDict *options,
         *flags &= ~BDRV_O_RDWR;
     } else {
         *flags |= BDRV_O_RDWR;
+    }
+    if (!qdict_get_bool_opt(options, "force-share", false, &force_share,
+                            errp)) {
+        return false;
+    }
+    if (force_share && !read_only) {
+        error_setg(errp, "force-share=on can only be used with read-only "
+                   "images");
+        return false;
     }
     if (cache) {
         if (!qdict_get_bool_opt(cache, "direct", *flags & BDRV_O_NOCACHE,
@@ -273,11 +264,13 @@ static bool bdrv_apply_generic_opts(BlockDriverState *bs, QDict *options,
         return false;
     }
     *flags = discard >= 2 ? (*flags | BDRV_O_UNMAP) : (*flags & ~BDRV_O_UNMAP);
-    if (!qdict_get_enum_opt(options, "detect-zeroes", BlockdevDetectZeroes_str,
-                            BLOCKDEV_DETECT_ZEROES_OFF, &detect_zeroes, errp)) {
+    if (!qdict_get_enum_opt(options, "detect-zeroes",
+                            BlockdevDetectZeroesOptions_lookup.array,
+                            BLOCKDEV_DETECT_ZEROES_OPTIONS_OFF,
+                            &detect_zeroes, errp)) {
         return false;
     }
-    if (detect_zeroes == BLOCKDEV_DETECT_ZEROES_UNMAP &&
+    if (detect_zeroes == BLOCKDEV_DETECT_ZEROES_OPTIONS_UNMAP &&
         !(*flags & BDRV_O_UNMAP)) {
         error_setg(errp, "setting detect-zeroes to unmap is not allowed "
                    "without setting discard operation to unmap");
@@ -453,7 +446,7 @@ static bool bdrv_merge_json_filename(const char *filename, QDict *options,
     for (GList *l = keys; l; l = l->next) {
         if (!qdict_haskey(options, l->data)) {
             qdict_put_node(options, l->data,
-                           json_node_copy(qdict_get(json_opts, l->data)));
+                           qnode_deep_copy(qdict_get(json_opts, l->data)));
         }
     }
     g_list_free(keys);
@@ -883,6 +876,12 @@ static void bdrv_close(BlockDriverState *bs)
     if (bs->drv) {
         bdrv_drain(bs);
         if (!bs->read_only) {
+            Error *err = NULL;
+
+            /* Bitmaps go to the image while the driver is still open. */
+            if (bdrv_store_persistent_dirty_bitmaps(bs, &err) < 0) {
+                error_report_err(err);
+            }
             bdrv_flush(bs);
         }
         if (bs->drv->bdrv_close) {
@@ -890,6 +889,7 @@ static void bdrv_close(BlockDriverState *bs)
         }
         bs->drv = NULL;
     }
+    bdrv_release_all_dirty_bitmaps(bs);
     while (!QLIST_EMPTY(&bs->children)) {
         bdrv_unref_child(bs, QLIST_FIRST(&bs->children));
     }

@@ -28,19 +28,7 @@
 #include "block/block_int.h"
 #include "block/drivers.h"
 
-typedef enum {
-    BLKDEBUG_IO_TYPE_READ,
-    BLKDEBUG_IO_TYPE_WRITE,
-    BLKDEBUG_IO_TYPE_WRITE_ZEROES,
-    BLKDEBUG_IO_TYPE_DISCARD,
-    BLKDEBUG_IO_TYPE_FLUSH,
-    BLKDEBUG_IO_TYPE_BLOCK_STATUS,
-    BLKDEBUG_IO_TYPE__MAX,
-} BlkdebugIOType;
-
-static const char *const BlkdebugIOType_str[] = {
-    "read", "write", "write-zeroes", "discard", "flush", "block-status", NULL,
-};
+/* BlkdebugIOType and BlkdebugEvent come from the QAPI schema. */
 
 /* Without "iotype" a rule matches everything except block-status. */
 #define BLKDEBUG_IOTYPE_MASK_DEFAULT \
@@ -113,7 +101,7 @@ static void blkdebug_remove_rule(BDRVBlkdebugState *s, BlkdebugRule *rule)
 static bool blkdebug_lookup_event(const char *name, BlkdebugEvent *event)
 {
     for (int i = 0; i < BLKDBG__MAX; i++) {
-        if (!strcmp(BlkdebugEvent_str[i], name)) {
+        if (!strcmp(BlkdebugEvent_str(i), name)) {
             *event = i;
             return true;
         }
@@ -198,7 +186,7 @@ static bool blkdebug_add_rule(BDRVBlkdebugState *s, QDict *d,
             !qdict_get_bool_opt(d, "once", false, &rule->once, errp) ||
             !qdict_get_bool_opt(d, "immediately", false, &rule->immediately,
                                 errp) ||
-            !qdict_get_enum_opt(d, "iotype", BlkdebugIOType_str, -1, &iotype,
+            !qdict_get_enum_opt(d, "iotype", BlkdebugIOType_lookup.array, -1, &iotype,
                                 errp)) {
             goto fail;
         }

@@ -196,7 +196,7 @@ static int raw_op_truncate(RawOp *op)
         break;
     default:
         error_setg(&op->err, "Unsupported preallocation mode: %s",
-                   PreallocMode_str[op->prealloc]);
+                   PreallocMode_str(op->prealloc));
         return -ENOTSUP;
     }
 
@@ -867,7 +867,7 @@ static int coroutine_fn raw_co_truncate(BlockDriverState *bs, int64_t offset,
     /* A device cannot change its size; accept what it already satisfies. */
     if (prealloc != PREALLOC_MODE_OFF) {
         error_setg(errp, "Preallocation mode '%s' unsupported for this "
-                   "non-regular file", PreallocMode_str[prealloc]);
+                   "non-regular file", PreallocMode_str(prealloc));
         return -ENOTSUP;
     }
     len = raw_getlength(bs);
@@ -1102,7 +1102,8 @@ static int coroutine_fn raw_co_create_opts(BlockDriver *drv,
 
     strstart(filename, "file:", &filename);
     if (!qdict_get_size_opt(opts, "size", 0, &size, errp) ||
-        !qdict_get_enum_opt(opts, "preallocation", PreallocMode_str,
+        !qdict_get_enum_opt(opts, "preallocation",
+                            PreallocMode_lookup.array,
                             PREALLOC_MODE_OFF, &prealloc, errp) ||
         !qdict_get_bool_opt(opts, "nocow", false, &nocow, errp)) {
         return -EINVAL;
@@ -1110,7 +1111,7 @@ static int coroutine_fn raw_co_create_opts(BlockDriver *drv,
     if (prealloc != PREALLOC_MODE_OFF && prealloc != PREALLOC_MODE_FALLOC &&
         prealloc != PREALLOC_MODE_FULL) {
         error_setg(errp, "Unsupported preallocation mode: %s",
-                   PreallocMode_str[prealloc]);
+                   PreallocMode_str(prealloc));
         return -ENOTSUP;
     }
     if (size > INT64_MAX) {

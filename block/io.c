@@ -12,6 +12,7 @@
 #include "qemu/osdep.h"
 #include "block/block_int.h"
 #include "block/block-backend.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/cutils.h"
 #include "block-trace.h"
 
@@ -214,41 +215,53 @@ void *qemu_blockalign(BlockDriverState *bs, size_t size)
     return qemu_memalign(MAX(bs->bl.opt_mem_alignment, 4096), size);
 }
 
+/* The largest piece the driver accepts in one call. */
+static int64_t bdrv_max_driver_request(BlockDriverState *bs)
+{
+    if (!bs->bl.max_transfer) {
+        return BDRV_REQUEST_MAX_BYTES;
+    }
+    return QEMU_ALIGN_DOWN(MIN(bs->bl.max_transfer, BDRV_REQUEST_MAX_BYTES),
+                           MAX(bs->bl.request_alignment, 1));
+}
+
 /*
- * Calls the driver for an aligned read, splitting at max_transfer and
- * bouncing buffers that break the node's memory alignment.
+ * Calls the driver for an aligned read or write of @bytes at @offset from
+ * @qiov (starting at @qiov_offset), splitting at max_transfer and
+ * bouncing pieces whose buffers break the node's memory alignment.
  */
-static int coroutine_fn bdrv_driver_preadv(BlockDriverState *bs,
-                                           int64_t offset, int64_t bytes,
-                                           QEMUIOVector *qiov,
-                                           size_t qiov_offset,
-                                           BdrvRequestFlags flags)
+static int coroutine_fn bdrv_driver_rw(BlockDriverState *bs, bool is_write,
+                                       int64_t offset, int64_t bytes,
+                                       QEMUIOVector *qiov, size_t qiov_offset,
+                                       BdrvRequestFlags flags)
 {
     BlockDriver *drv = bs->drv;
-    int64_t max = bs->bl.max_transfer ?
-        QEMU_ALIGN_DOWN(MIN(bs->bl.max_transfer, BDRV_REQUEST_MAX_BYTES),
-                        MAX(bs->bl.request_alignment, 1)) :
-        BDRV_REQUEST_MAX_BYTES;
+    int64_t max = bdrv_max_driver_request(bs);
     int64_t done = 0;
 
-    if (!drv->bdrv_co_preadv) {
+    if (!(is_write ? drv->bdrv_co_pwritev : drv->bdrv_co_preadv)) {
         return -ENOTSUP;
     }
     while (done < bytes) {
         int64_t len = MIN(bytes - done, max);
-        QEMUIOVector local;
+        QEMUIOVector local, bounce;
+        QEMUIOVector *io = &local;
+        void *buf = NULL;
         int ret;
 
         qemu_iovec_init_slice(&local, qiov, qiov_offset + done, len);
-        if (bdrv_qiov_is_aligned(bs, &local)) {
-            ret = drv->bdrv_co_preadv(bs, offset + done, len, &local, flags);
-        } else {
-            void *buf = qemu_blockalign(bs, len);
-            QEMUIOVector bounce;
-
+        if (!bdrv_qiov_is_aligned(bs, &local)) {
+            buf = qemu_blockalign(bs, len);
+            if (is_write) {
+                qemu_iovec_to_buf(&local, 0, buf, len);
+            }
             qemu_iovec_init_buf(&bounce, buf, len);
-            ret = drv->bdrv_co_preadv(bs, offset + done, len, &bounce, flags);
-            if (ret >= 0) {
+            io = &bounce;
+        }
+        ret = is_write ? drv->bdrv_co_pwritev(bs, offset + done, len, io, flags)
+                       : drv->bdrv_co_preadv(bs, offset + done, len, io, flags);
+        if (buf) {
+            if (ret >= 0 && !is_write) {
                 qemu_iovec_from_buf(&local, 0, buf, len);
             }
             qemu_vfree(buf);
@@ -262,50 +275,27 @@ static int coroutine_fn bdrv_driver_preadv(BlockDriverState *bs,
     return 0;
 }
 
+static int coroutine_fn bdrv_driver_preadv(BlockDriverState *bs,
+                                           int64_t offset, int64_t bytes,
+                                           QEMUIOVector *qiov,
+                                           size_t qiov_offset,
+                                           BdrvRequestFlags flags)
+{
+    return bdrv_driver_rw(bs, false, offset, bytes, qiov, qiov_offset, flags);
+}
+
 static int coroutine_fn bdrv_driver_pwritev(BlockDriverState *bs,
                                             int64_t offset, int64_t bytes,
                                             QEMUIOVector *qiov,
                                             size_t qiov_offset,
                                             BdrvRequestFlags flags)
 {
-    BlockDriver *drv = bs->drv;
-    int64_t max = bs->bl.max_transfer ?
-        QEMU_ALIGN_DOWN(MIN(bs->bl.max_transfer, BDRV_REQUEST_MAX_BYTES),
-                        MAX(bs->bl.request_alignment, 1)) :
-        BDRV_REQUEST_MAX_BYTES;
-    BdrvRequestFlags drv_flags = flags & bs->supported_write_flags;
-    int64_t done = 0;
-    int ret = 0;
+    int ret = bdrv_driver_rw(bs, true, offset, bytes, qiov, qiov_offset,
+                             flags & bs->supported_write_flags);
 
-    if (!drv->bdrv_co_pwritev) {
-        return -ENOTSUP;
-    }
-    while (done < bytes) {
-        int64_t len = MIN(bytes - done, max);
-        QEMUIOVector local;
-
-        qemu_iovec_init_slice(&local, qiov, qiov_offset + done, len);
-        if (bdrv_qiov_is_aligned(bs, &local)) {
-            ret = drv->bdrv_co_pwritev(bs, offset + done, len, &local,
-                                       drv_flags);
-        } else {
-            void *buf = qemu_blockalign(bs, len);
-            QEMUIOVector bounce;
-
-            qemu_iovec_to_buf(&local, 0, buf, len);
-            qemu_iovec_init_buf(&bounce, buf, len);
-            ret = drv->bdrv_co_pwritev(bs, offset + done, len, &bounce,
-                                       drv_flags);
-            qemu_vfree(buf);
-        }
-        qemu_iovec_destroy(&local);
-        if (ret < 0) {
-            return ret;
-        }
-        done += len;
-    }
     /* Emulate FUA with a flush when the driver cannot do it per request. */
-    if ((flags & BDRV_REQ_FUA) && !(bs->supported_write_flags & BDRV_REQ_FUA)) {
+    if (ret >= 0 && (flags & BDRV_REQ_FUA) &&
+        !(bs->supported_write_flags & BDRV_REQ_FUA)) {
         ret = bdrv_co_flush(bs);
     }
     return ret;
@@ -367,7 +357,10 @@ int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset,
 
     tracked_request_begin(&req, bs, offset - head, aligned_bytes,
                           BDRV_TRACKED_READ, flags);
-    wait_serialising_requests(&req);
+    if (!(flags & BDRV_REQ_NO_SERIALISING)) {
+        wait_serialising_requests(&req);
+    }
+    flags &= ~BDRV_REQ_NO_SERIALISING;
     if (head == 0 && aligned_bytes == bytes) {
         ret = bdrv_aligned_preadv(bs, offset, bytes, qiov, 0, flags);
     } else {
@@ -499,11 +492,11 @@ static int coroutine_fn bdrv_aligned_pwritev(BdrvTrackedRequest *req,
     BlockDriverState *bs = req->bs;
     int ret;
 
-    if (qiov && bs->detect_zeroes != BLOCKDEV_DETECT_ZEROES_OFF &&
+    if (qiov && bs->detect_zeroes != BLOCKDEV_DETECT_ZEROES_OPTIONS_OFF &&
         !(flags & (BDRV_REQ_ZERO_WRITE | BDRV_REQ_WRITE_COMPRESSED)) &&
         qemu_iovec_is_zero(qiov, qiov_offset, bytes)) {
         flags |= BDRV_REQ_ZERO_WRITE;
-        if (bs->detect_zeroes == BLOCKDEV_DETECT_ZEROES_UNMAP) {
+        if (bs->detect_zeroes == BLOCKDEV_DETECT_ZEROES_OPTIONS_UNMAP) {
             flags |= BDRV_REQ_MAY_UNMAP;
         }
     }
@@ -513,6 +506,7 @@ static int coroutine_fn bdrv_aligned_pwritev(BdrvTrackedRequest *req,
         return ret;
     }
 
+    bs->write_gen++;
     if (flags & BDRV_REQ_ZERO_WRITE) {
         ret = bdrv_do_pwrite_zeroes(bs, offset, bytes, flags);
     } else if (flags & BDRV_REQ_WRITE_COMPRESSED) {
@@ -528,6 +522,11 @@ static int coroutine_fn bdrv_aligned_pwritev(BdrvTrackedRequest *req,
         ret = bdrv_driver_pwritev(bs, offset, bytes, qiov, qiov_offset,
                                   flags);
     }
+    /*
+     * Dirty bitmaps record every range the driver was asked to change:
+     * a failed write may still have changed part of it.
+     */
+    bdrv_set_dirty(bs, offset, bytes);
     if (ret < 0) {
         return ret;
     }
@@ -724,15 +723,22 @@ int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
     ret = bdrv_run_before_write(&req);
     offset += head;
     bytes -= head + tail;
-    while (ret >= 0 && bytes > 0) {
-        int64_t num = MIN(bytes, max);
+    if (ret >= 0 && bytes > 0) {
+        int64_t start = offset;
 
-        ret = bs->drv->bdrv_co_pdiscard(bs, offset, num);
-        if (ret == -ENOTSUP) {
-            ret = 0;
+        bs->write_gen++;
+        while (ret >= 0 && bytes > 0) {
+            int64_t num = MIN(bytes, max);
+
+            ret = bs->drv->bdrv_co_pdiscard(bs, offset, num);
+            if (ret == -ENOTSUP) {
+                ret = 0;
+            }
+            offset += num;
+            bytes -= num;
         }
-        offset += num;
-        bytes -= num;
+        /* As for writes: even a failed discard may have dropped data. */
+        bdrv_set_dirty(bs, start, offset - start);
     }
     tracked_request_end(&req);
     bdrv_dec_in_flight(bs);
@@ -742,18 +748,28 @@ int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
 int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
 {
     BdrvChild *c;
+    uint64_t gen = bs->write_gen;
     int ret = 0;
 
     if (!bs->drv || bs->read_only) {
         return 0;
     }
     bdrv_inc_in_flight(bs);
-    if (bs->drv->bdrv_co_flush_to_os) {
-        ret = bs->drv->bdrv_co_flush_to_os(bs);
-    }
-    if (ret >= 0 && !(bs->open_flags & BDRV_O_NO_FLUSH) &&
-        bs->drv->bdrv_co_flush_to_disk) {
-        ret = bs->drv->bdrv_co_flush_to_disk(bs);
+    /*
+     * Nothing written to this node since its last flush: its driver has
+     * nothing to flush (children are still asked, they count their own).
+     */
+    if (gen != bs->flushed_gen) {
+        if (bs->drv->bdrv_co_flush_to_os) {
+            ret = bs->drv->bdrv_co_flush_to_os(bs);
+        }
+        if (ret >= 0 && !(bs->open_flags & BDRV_O_NO_FLUSH) &&
+            bs->drv->bdrv_co_flush_to_disk) {
+            ret = bs->drv->bdrv_co_flush_to_disk(bs);
+        }
+        if (ret >= 0) {
+            bs->flushed_gen = gen;
+        }
     }
     /* What the driver wrote to its children must reach the disk too. */
     QLIST_FOREACH(c, &bs->children, next) {
@@ -834,6 +850,7 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
     wait_serialising_requests(&req);
 
     file = bdrv_file_bs(bs);
+    bs->write_gen++;
     if (bs->drv->bdrv_co_truncate) {
         ret = bs->drv->bdrv_co_truncate(bs, offset, exact, prealloc, flags,
                                         errp);
@@ -847,6 +864,7 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
     }
     if (ret >= 0) {
         bdrv_refresh_length_upwards(bs);
+        bdrv_dirty_bitmap_truncate(bs, offset);
     }
     tracked_request_end(&req);
     bdrv_dec_in_flight(bs);

@@ -32,6 +32,7 @@ struct Qcow2Cache {
     uint64_t lru_counter;
     GHashTable *by_offset;      /* uint64 offset -> Qcow2CachedTable * */
     Qcow2Cache *depends;
+    BlockDriverState *bs;       /* the qcow2 node (not a reference) */
     bool is_l2;                 /* selects the blkdebug events */
 };
 
@@ -52,6 +53,7 @@ Qcow2Cache *qcow2_cache_create(BlockDriverState *bs, int num_tables,
     Qcow2Cache *c = g_new0(Qcow2Cache, 1);
     int i;
 
+    c->bs = bs;
     c->size = MAX(num_tables, 2);
     c->table_size = table_size;
     c->entries = g_new0(Qcow2CachedTable, c->size);
@@ -121,6 +123,12 @@ static int coroutine_fn cache_entry_write(BlockDriverState *bs, Qcow2Cache *c,
     }
     if (s->corrupt_stop) {
         return -EIO;
+    }
+    ret = qcow2_pre_write_overlap_check(bs, c->is_l2 ? QCOW2_OL_ACTIVE_L2
+                                                     : QCOW2_OL_REFCOUNT_BLOCK,
+                                        t->offset, c->table_size);
+    if (ret < 0) {
+        return ret;
     }
     BLKDBG_EVENT(bs->file, c->is_l2 ? BLKDBG_L2_UPDATE
                                     : BLKDBG_REFBLOCK_UPDATE_PART);
@@ -282,6 +290,8 @@ void qcow2_cache_entry_mark_dirty(Qcow2Cache *c, void *table)
 
     assert(t->offset);
     t->dirty = true;
+    /* Dirty metadata is something the node's next flush must write. */
+    c->bs->write_gen++;
 }
 
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset)

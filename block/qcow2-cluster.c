@@ -146,6 +146,9 @@ int coroutine_fn qcow2_write_l1_entry(BlockDriverState *bs, int l1_index)
     int n = MIN(64, (int)s->l1_size - start);
     int i;
 
+    /* The caller has just changed the entry in memory. */
+    qcow2_metadata_map_invalidate(s);
+
     for (i = 0; i < n; i++) {
         buf[i] = GUINT64_TO_BE(s->l1_table[start + i]);
     }
@@ -210,6 +213,7 @@ int coroutine_fn qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size)
     }
     g_free(s->l1_table);
     s->l1_table = g_memdup2(new_table, min_size * 8);
+    qcow2_metadata_map_invalidate(s);
     qemu_vfree(new_table);
     s->l1_table_offset = new_offset;
     s->l1_size = min_size;
@@ -248,6 +252,15 @@ int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
     }
     old_l1e = s->l1_table[l1_index];
     if (old_l2 && (old_l1e & QCOW_OFLAG_COPIED)) {
+        /*
+         * The table will be written back: refuse now, while the guest
+         * write can still fail, if it sits on other metadata.
+         */
+        ret = qcow2_pre_write_overlap_check(bs, QCOW2_OL_ACTIVE_L2, old_l2,
+                                            s->cluster_size);
+        if (ret < 0) {
+            return ret;
+        }
         return qcow2_cache_get(bs, s->l2_table_cache, old_l2,
                                (void **)l2_table);
     }

@@ -88,6 +88,7 @@ int coroutine_fn qcow2_refcount_init(BlockDriverState *bs)
     uint32_t i;
     int ret;
 
+    qcow2_metadata_map_invalidate(s);
     s->refcount_table = g_try_malloc0(MAX(bytes, 8));
     if (!s->refcount_table) {
         return -ENOMEM;
@@ -112,6 +113,7 @@ void qcow2_refcount_close(BlockDriverState *bs)
 
     g_free(s->refcount_table);
     s->refcount_table = NULL;
+    qcow2_metadata_map_invalidate(s);
 }
 
 /* Host offset of the refcount block for table index @rt_index, 0 if none. */
@@ -324,6 +326,7 @@ static int coroutine_fn grow_refcount_table(BlockDriverState *bs,
     g_free(s->refcount_table);
     s->refcount_table = new_table;
     new_table = NULL;
+    qcow2_metadata_map_invalidate(s);
     s->refcount_table_size = new_entries;
     s->refcount_table_offset = (uint64_t)(start + blocks) << s->cluster_bits;
     s->alloc_end_index = MAX(s->alloc_end_index, start + k);
@@ -417,6 +420,7 @@ static int coroutine_fn alloc_refblock(BlockDriverState *bs, uint64_t rt_index,
         return ret;
     }
     s->refcount_table[rt_index] = (uint64_t)p << s->cluster_bits;
+    qcow2_metadata_map_invalidate(s);
     s->alloc_end_index = MAX(s->alloc_end_index, p + 1);
     return 0;
 }
@@ -797,45 +801,128 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
     return alen && blen && a < b + blen && b < a + alen;
 }
 
-const char *qcow2_check_metadata_overlap(BlockDriverState *bs,
-                                         int64_t offset, int64_t size)
+void qcow2_metadata_map_invalidate(BDRVQcow2State *s)
 {
-    BDRVQcow2State *s = bs->opaque;
+    if (s->metadata_map) {
+        g_hash_table_destroy(s->metadata_map);
+        s->metadata_map = NULL;
+    }
+}
+
+/* Cluster indexes fit a pointer: the map needs no allocation per key. */
+static GHashTable *metadata_map(BDRVQcow2State *s)
+{
     uint64_t i;
 
-    if (ranges_overlap(offset, size, 0, s->cluster_size)) {
-        return "qcow2_header";
+    if (s->metadata_map) {
+        return s->metadata_map;
     }
-    if (ranges_overlap(offset, size, s->l1_table_offset,
-                       (uint64_t)s->l1_size * 8)) {
-        return "active L1 table";
-    }
-    if (ranges_overlap(offset, size, s->refcount_table_offset,
-                       (uint64_t)s->refcount_table_size * 8)) {
-        return "refcount table";
-    }
+    s->metadata_map = g_hash_table_new(g_direct_hash, g_direct_equal);
     for (i = 0; i < s->refcount_table_size; i++) {
         uint64_t b = s->refcount_table[i] & REFT_OFFSET_MASK;
-        if (b && ranges_overlap(offset, size, b, s->cluster_size)) {
-            return "refcount block";
+        if (b) {
+            g_hash_table_insert(s->metadata_map,
+                                GSIZE_TO_POINTER(b >> s->cluster_bits),
+                                GINT_TO_POINTER(QCOW2_OL_REFCOUNT_BLOCK));
         }
     }
     for (i = 0; i < s->l1_size; i++) {
         uint64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
-        if (l2 && ranges_overlap(offset, size, l2, s->cluster_size)) {
-            return "active L2 table";
+        /* A cluster that is both is reported as a refcount block. */
+        if (l2 && !g_hash_table_contains(s->metadata_map,
+                                         GSIZE_TO_POINTER(l2 >>
+                                                          s->cluster_bits))) {
+            g_hash_table_insert(s->metadata_map,
+                                GSIZE_TO_POINTER(l2 >> s->cluster_bits),
+                                GINT_TO_POINTER(QCOW2_OL_ACTIVE_L2));
         }
     }
-    if (s->nb_snapshots &&
+    return s->metadata_map;
+}
+
+static const char *overlap_name(int kind)
+{
+    return kind == QCOW2_OL_REFCOUNT_BLOCK ? "refcount block"
+                                           : "active L2 table";
+}
+
+const char *qcow2_check_metadata_overlap(BlockDriverState *bs, int ignore,
+                                         int64_t offset, int64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int per_cluster = QCOW2_OL_REFCOUNT_BLOCK | QCOW2_OL_ACTIVE_L2;
+
+    if (size <= 0) {
+        return NULL;
+    }
+    if (!(ignore & QCOW2_OL_HEADER) &&
+        ranges_overlap(offset, size, 0, s->cluster_size)) {
+        return "qcow2_header";
+    }
+    if (!(ignore & QCOW2_OL_ACTIVE_L1) &&
+        ranges_overlap(offset, size, s->l1_table_offset,
+                       (uint64_t)s->l1_size * 8)) {
+        return "active L1 table";
+    }
+    if (!(ignore & QCOW2_OL_REFCOUNT_TABLE) &&
+        ranges_overlap(offset, size, s->refcount_table_offset,
+                       (uint64_t)s->refcount_table_size * 8)) {
+        return "refcount table";
+    }
+    if ((ignore & per_cluster) != per_cluster) {
+        GHashTable *map = metadata_map(s);
+        int64_t first = offset >> s->cluster_bits;
+        int64_t last = (offset + size - 1) >> s->cluster_bits;
+
+        if (last - first >= g_hash_table_size(map)) {
+            /* A long range: fewer steps to look at every known table. */
+            GHashTableIter iter;
+            gpointer key, value;
+
+            g_hash_table_iter_init(&iter, map);
+            while (g_hash_table_iter_next(&iter, &key, &value)) {
+                int64_t c = GPOINTER_TO_SIZE(key);
+                int kind = GPOINTER_TO_INT(value);
+                if (c >= first && c <= last && !(ignore & kind)) {
+                    return overlap_name(kind);
+                }
+            }
+        } else {
+            int64_t c;
+
+            for (c = first; c <= last; c++) {
+                int kind = GPOINTER_TO_INT(
+                    g_hash_table_lookup(map, GSIZE_TO_POINTER(c)));
+                if (kind && !(ignore & kind)) {
+                    return overlap_name(kind);
+                }
+            }
+        }
+    }
+    if (!(ignore & QCOW2_OL_SNAPSHOT_TABLE) && s->nb_snapshots &&
         ranges_overlap(offset, size, s->snapshots_offset, s->cluster_size)) {
         return "snapshot table";
     }
-    if (s->bitmap_directory_size &&
+    if (!(ignore & QCOW2_OL_BITMAP_DIR) && s->bitmap_directory_size &&
         ranges_overlap(offset, size, s->bitmap_directory_offset,
                        s->bitmap_directory_size)) {
         return "bitmap directory";
     }
     return NULL;
+}
+
+int coroutine_fn qcow2_pre_write_overlap_check(BlockDriverState *bs,
+                                               int ignore, int64_t offset,
+                                               int64_t size)
+{
+    const char *what = qcow2_check_metadata_overlap(bs, ignore, offset, size);
+
+    if (what) {
+        qcow2_signal_corruption(bs, "Preventing invalid write on metadata "
+                                "(overlaps with %s)", what);
+        return -EIO;
+    }
+    return 0;
 }
 
 /* ---- measure ---- */
@@ -1451,7 +1538,22 @@ int coroutine_fn qcow2_check_refcounts(BlockDriverState *bs,
     if (ret < 0) {
         goto out;
     }
-    compare_refcounts(bs, &cs, res, fix);
+    if (fix) {
+        /*
+         * Like qemu-img: report every mismatch first, then, if there were
+         * any, count afresh while repairing what @fix allows.
+         */
+        BdrvCheckResult before = *res;
+
+        compare_refcounts(bs, &cs, res, 0);
+        if (res->leaks != before.leaks ||
+            res->corruptions != before.corruptions) {
+            *res = before;
+            compare_refcounts(bs, &cs, res, fix);
+        }
+    } else {
+        compare_refcounts(bs, &cs, res, 0);
+    }
     ret = check_oflag_copied(bs, res, fix);
     if (ret < 0) {
         goto out;
@@ -1496,5 +1598,182 @@ int coroutine_fn qcow2_check_refcounts(BlockDriverState *bs,
     res->image_end_offset = (last_used + 1) << s->cluster_bits;
 out:
     g_free(cs.refs);
+    return ret;
+}
+
+/* ---- changing the refcount width (amend) ---- */
+
+/*
+ * Reads every refcount in [0, nb) into a new array; fails when one does
+ * not fit @new_order's width.
+ */
+static int coroutine_fn read_all_refcounts(BlockDriverState *bs, int64_t nb,
+                                           int new_order, uint64_t **out,
+                                           Error **errp)
+{
+    uint64_t new_max = new_order == 6 ? UINT64_MAX
+                                      : (1ULL << (1 << new_order)) - 1;
+    uint64_t *refs = g_try_new0(uint64_t, MAX(nb, 1));
+    int64_t c;
+    int ret;
+
+    if (!refs) {
+        error_setg(errp, "Could not allocate memory for the refcounts");
+        return -ENOMEM;
+    }
+    for (c = 0; c < nb; c++) {
+        ret = qcow2_get_refcount(bs, c, &refs[c]);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Failed to read refcounts");
+            g_free(refs);
+            return ret;
+        }
+        if (refs[c] > new_max) {
+            BDRVQcow2State *s = bs->opaque;
+            error_setg(errp, "Cannot decrease refcount entry width to %i "
+                       "bits: Cluster at offset %#" PRIx64 " has a refcount "
+                       "of %" PRIu64, 1 << new_order,
+                       (uint64_t)c << s->cluster_bits, refs[c]);
+            g_free(refs);
+            return -EINVAL;
+        }
+    }
+    *out = refs;
+    return 0;
+}
+
+int coroutine_fn qcow2_change_refcount_order(BlockDriverState *bs,
+                                             int new_order, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int new_block_bits = s->cluster_bits + 3 - new_order;
+    int64_t per_block = INT64_C(1) << new_block_bits;
+    int64_t per_table_cluster = s->cluster_size / 8;
+    int64_t nb, blocks = 0, table_clusters = 0, total, prev = -1, b, c;
+    uint64_t *refs = NULL, *new_table = NULL;
+    uint64_t table_entries, i;
+    uint8_t *buf = NULL;
+    int ret;
+
+    /* Everything in memory reaches the old structures first. */
+    ret = qcow2_write_caches(bs);
+    if (ret == 0) {
+        ret = bdrv_co_flush(bs->file->bs);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to flush the metadata");
+        return ret;
+    }
+    nb = MAX(s->alloc_end_index, file_end_cluster(bs));
+    ret = read_all_refcounts(bs, nb, new_order, &refs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    /* The old table and blocks are not referenced by the new structures. */
+    for (i = 0; i < s->refcount_table_size; i++) {
+        uint64_t old = s->refcount_table[i] & REFT_OFFSET_MASK;
+        if (old && (int64_t)(old >> s->cluster_bits) < nb) {
+            refs[old >> s->cluster_bits]--;
+        }
+    }
+    for (c = s->refcount_table_offset >> s->cluster_bits;
+         c < (int64_t)(s->refcount_table_offset >> s->cluster_bits) +
+             size_to_clusters(s, (uint64_t)s->refcount_table_size * 8) &&
+         c < nb; c++) {
+        refs[c]--;
+    }
+
+    /*
+     * The new blocks (one per range of the whole file) and then the new
+     * table go past the end, sized so that they also count themselves.
+     */
+    do {
+        total = nb + blocks + table_clusters;
+        if (total == prev) {
+            break;
+        }
+        prev = total;
+        blocks = DIV_ROUND_UP(total, per_block);
+        table_clusters = DIV_ROUND_UP(blocks, per_table_cluster);
+    } while (true);
+    table_entries = (uint64_t)table_clusters * per_table_cluster;
+    if (table_entries * 8 > QCOW_MAX_REFTABLE_SIZE) {
+        error_setg(errp, "Refcount table would be too large");
+        ret = -EFBIG;
+        goto out;
+    }
+
+    buf = qemu_try_memalign(4096, s->cluster_size);
+    new_table = g_try_new0(uint64_t, table_entries);
+    if (!buf || !new_table) {
+        error_setg(errp, "Could not allocate memory for the refcounts");
+        ret = -ENOMEM;
+        goto out;
+    }
+    for (b = 0; b < blocks; b++) {
+        memset(buf, 0, s->cluster_size);
+        for (c = b * per_block; c < MIN(total, (b + 1) * per_block); c++) {
+            qcow2_refblock_set(buf, new_order, c - b * per_block,
+                               c < nb ? refs[c] : 1);
+        }
+        new_table[b] = (uint64_t)(nb + b) << s->cluster_bits;
+        ret = bdrv_co_pwrite(bs->file, new_table[b], s->cluster_size, buf, 0);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Failed to write refcount blocks");
+            goto out;
+        }
+    }
+    for (i = 0; i < table_entries; i++) {
+        new_table[i] = GUINT64_TO_BE(new_table[i]);
+    }
+    ret = bdrv_co_pwrite(bs->file, (uint64_t)(nb + blocks) << s->cluster_bits,
+                         table_entries * 8, new_table, 0);
+    for (i = 0; i < table_entries; i++) {
+        new_table[i] = GUINT64_FROM_BE(new_table[i]);
+    }
+    if (ret == 0) {
+        ret = bdrv_co_flush(bs->file->bs);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to write the refcount table");
+        goto out;
+    }
+
+    /*
+     * Switch: the header (one sector write) points at the new table with
+     * the new width.  Until then the old structures were untouched, so a
+     * crash before leaves the old image (plus leaked clusters past its end).
+     */
+    {
+        int old_order = s->refcount_order;
+        uint64_t *old_table = s->refcount_table;
+        uint64_t old_offset = s->refcount_table_offset;
+        uint32_t old_size = s->refcount_table_size;
+
+        qcow2_refcount_set_order(s, new_order);
+        s->refcount_table = new_table;
+        s->refcount_table_offset = (uint64_t)(nb + blocks) << s->cluster_bits;
+        s->refcount_table_size = table_entries;
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            qcow2_refcount_set_order(s, old_order);
+            s->refcount_table = old_table;
+            s->refcount_table_offset = old_offset;
+            s->refcount_table_size = old_size;
+            error_setg_errno(errp, -ret, "Failed to update the image header");
+            goto out;
+        }
+        new_table = old_table;      /* freed below */
+    }
+    /* Cached blocks are of the old structures (all clean): drop them. */
+    qcow2_cache_clean(s->refcount_block_cache);
+    qcow2_metadata_map_invalidate(s);
+    s->free_cluster_index = 0;
+    s->alloc_end_index = total;
+    ret = 0;
+out:
+    g_free(refs);
+    g_free(new_table);
+    qemu_vfree(buf);
     return ret;
 }

@@ -11,6 +11,7 @@
 #include "block/qcow2.h"
 #include "block/block-backend.h"
 #include "block/drivers.h"
+#include "block/dirty-bitmap.h"
 #include <zlib.h>
 
 #define DEFAULT_CLUSTER_SIZE 65536
@@ -195,7 +196,13 @@ static int header_build(BlockDriverState *bs, uint8_t *buf, size_t buf_len,
                         backing_fmt, strlen(backing_fmt))) {
         return -ENOSPC;
     }
-    if (s->qcow_version >= 3) {
+    /*
+     * The feature name table is optional.  qemu-img 7.2 leaves it out of
+     * images with clusters of 4 KiB and less (where it would crowd the
+     * backing file name out of the first cluster); so do we, so that the
+     * headers are the same.
+     */
+    if (s->qcow_version >= 3 && s->cluster_size > 4096) {
         uint8_t table[ARRAY_SIZE(qcow2_features) * 48];
         size_t i;
         memset(table, 0, sizeof(table));
@@ -206,6 +213,14 @@ static int header_build(BlockDriverState *bs, uint8_t *buf, size_t buf_len,
         }
         if (!header_put_ext(buf, buf_len, &pos, QCOW2_EXT_MAGIC_FEATURE_TABLE,
                             table, sizeof(table))) {
+            return -ENOSPC;
+        }
+    }
+    if (s->nb_bitmaps) {
+        uint8_t ext[24];
+        qcow2_build_bitmaps_ext(bs, ext);
+        if (!header_put_ext(buf, buf_len, &pos, QCOW2_EXT_MAGIC_BITMAPS,
+                            ext, sizeof(ext))) {
             return -ENOSPC;
         }
     }
@@ -295,12 +310,13 @@ void coroutine_fn qcow2_signal_corruption(BlockDriverState *bs,
         g_free(msg);
         return;
     }
+    /* QEMU prints these without the program name in front. */
     if (bdrv_is_read_only(bs)) {
-        error_report("qcow2: Image is corrupt: %s; further non-fatal "
-                     "corruption events will be suppressed", msg);
+        fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal "
+                "corruption events will be suppressed\n", msg);
     } else {
-        error_report("qcow2: Marking image as corrupt: %s; further "
-                     "corruption events will be suppressed", msg);
+        fprintf(stderr, "qcow2: Marking image as corrupt: %s; further "
+                "corruption events will be suppressed\n", msg);
         /* Stop writing before touching the header, then mark it. */
         s->corrupt_stop = true;
         if (s->qcow_version >= 3) {
@@ -410,17 +426,20 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf,
             }
             break;
         }
+        case QCOW2_EXT_MAGIC_BITMAPS: {
+            int ret = qcow2_read_bitmaps_ext(bs, data, len, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            break;
+        }
         default: {
-            /* Preserved verbatim (bitmaps, data file name, unknown). */
+            /* Preserved verbatim (data file name, unknown). */
             Qcow2UnknownExt *ext = g_new0(Qcow2UnknownExt, 1);
             ext->magic = magic;
             ext->len = len;
             ext->data = g_memdup2(data, len);
             QTAILQ_INSERT_TAIL(&s->unknown_exts, ext, next);
-            if (magic == QCOW2_EXT_MAGIC_BITMAPS && len >= 24) {
-                s->bitmap_directory_size = be64_get(data + 8);
-                s->bitmap_directory_offset = be64_get(data + 16);
-            }
             break;
         }
         }
@@ -596,6 +615,11 @@ static int apply_header(BlockDriverState *bs, QCowHeader *h, int64_t file_len,
                    "exceed 64 bits");
         return -EINVAL;
     }
+    if (h->crypt_method > 2) {
+        error_setg(errp, "Unsupported encryption method %" PRIu32,
+                   h->crypt_method);
+        return -EINVAL;
+    }
     if (h->crypt_method) {
         error_setg(errp, "Encrypted qcow2 images are not supported");
         return -ENOTSUP;
@@ -606,12 +630,7 @@ static int apply_header(BlockDriverState *bs, QCowHeader *h, int64_t file_len,
     s->csize_shift = 62 - (s->cluster_bits - 8);
     s->csize_mask = (1ULL << (s->cluster_bits - 8)) - 1;
     s->cluster_offset_mask = (1ULL << s->csize_shift) - 1;
-    s->refcount_order = h->refcount_order;
-    s->refcount_bits = 1 << s->refcount_order;
-    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX
-                      : (1ULL << s->refcount_bits) - 1;
-    s->refcount_block_bits = s->cluster_bits + 3 - s->refcount_order;
-    s->refcount_block_size = 1 << s->refcount_block_bits;
+    qcow2_refcount_set_order(s, h->refcount_order);
     s->incompatible_features = h->incompatible_features;
     s->compatible_features = h->compatible_features;
     s->autoclear_features = h->autoclear_features;
@@ -632,7 +651,7 @@ static int apply_header(BlockDriverState *bs, QCowHeader *h, int64_t file_len,
     if (!s->refcount_table_offset ||
         !table_offset_valid(s, s->refcount_table_offset,
                             s->refcount_table_size, 8)) {
-        error_setg(errp, "Invalid reference count table offset");
+        error_setg(errp, "Reference count table offset invalid");
         return -EINVAL;
     }
     if (h->nb_snapshots > 65536) {
@@ -650,8 +669,12 @@ static int apply_header(BlockDriverState *bs, QCowHeader *h, int64_t file_len,
         error_setg(errp, "Active L1 table too large");
         return -EFBIG;
     }
-    if (h->size > (uint64_t)(QCOW_MAX_L1_SIZE / 8) <<
-                  (s->cluster_bits * 2 - 3) || h->size > INT64_MAX / 2) {
+    /*
+     * QEMU's order: a size whose L1 index does not fit an int is "too
+     * big"; otherwise an L1 table that cannot map the whole disk is "too
+     * small" before any other size limit applies.
+     */
+    if (qcow2_l1_size_for(s->cluster_bits, h->size) > INT_MAX) {
         error_setg(errp, "Image is too big");
         return -EFBIG;
     }
@@ -659,9 +682,14 @@ static int apply_header(BlockDriverState *bs, QCowHeader *h, int64_t file_len,
         error_setg(errp, "L1 table is too small");
         return -EINVAL;
     }
+    if (h->size > (uint64_t)(QCOW_MAX_L1_SIZE / 8) <<
+                  (s->cluster_bits * 2 - 3) || h->size > INT64_MAX / 2) {
+        error_setg(errp, "Image is too big");
+        return -EFBIG;
+    }
     if (h->l1_size && !table_offset_valid(s, h->l1_table_offset,
                                           h->l1_size, 8)) {
-        error_setg(errp, "Invalid L1 table offset");
+        error_setg(errp, "Active L1 table offset invalid");
         return -EINVAL;
     }
     s->l1_size = h->l1_size;
@@ -682,6 +710,7 @@ static int coroutine_fn read_l1_table(BlockDriverState *bs, Error **errp)
     uint32_t i;
     int ret;
 
+    qcow2_metadata_map_invalidate(s);
     s->l1_table = g_try_new0(uint64_t, MAX(s->l1_size, 1));
     if (!s->l1_table) {
         error_setg(errp, "Could not allocate L1 table");
@@ -714,6 +743,7 @@ static int coroutine_fn qcow2_do_open(void *opaque)
     int64_t file_len;
     size_t ext_end, ext_start, head_len;
     uint64_t unsupported;
+    Error *local_err = NULL;
     int ret;
 
     file_len = bdrv_getlength(bs->file->bs);
@@ -830,16 +860,32 @@ static int coroutine_fn qcow2_do_open(void *opaque)
             goto out;
         }
     }
-    if (!bdrv_is_read_only(bs) && s->autoclear_features) {
-        /* We keep no bitmaps up to date: they become inconsistent. */
-        s->autoclear_features = 0;
-        ret = qcow2_update_header(bs);
-        if (ret < 0) {
-            error_setg_errno(errp, -ret, "Could not update qcow2 header");
-            goto out;
+    if (!bdrv_is_read_only(bs)) {
+        /*
+         * Unknown autoclear bits are cleared before we write anything; the
+         * bitmaps bit stays while a valid extension is present.  A stale
+         * extension (bit clear) is dropped from the header.
+         */
+        uint64_t keep = s->nb_bitmaps ? QCOW2_AUTOCLEAR_BITMAPS : 0;
+        if ((s->autoclear_features & ~keep) || s->bitmaps_ext_dropped) {
+            s->autoclear_features &= keep;
+            ret = qcow2_update_header(bs);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Could not update qcow2 header");
+                goto out;
+            }
         }
     }
-    ret = 0;
+    /* Bitmaps are sized by the node's length. */
+    bs->total_sectors = DIV_ROUND_UP(s->size, BDRV_SECTOR_SIZE);
+    ret = qcow2_load_dirty_bitmaps(bs, &local_err);
+    if (ret < 0 && (o->flags & BDRV_O_CHECK)) {
+        /* A damaged directory must not keep check from running. */
+        error_free(local_err);
+        ret = 0;
+    } else if (ret < 0) {
+        error_propagate(errp, local_err);
+    }
 out:
     feature_table_free(features);
     g_free(buf);
@@ -856,9 +902,11 @@ static void qcow2_free_state(BDRVQcow2State *s)
     s->l1_table = NULL;
     g_free(s->refcount_table);
     s->refcount_table = NULL;
+    qcow2_metadata_map_invalidate(s);
     g_free(s->extra_header);
     s->extra_header = NULL;
     free_unknown_exts(s);
+    qcow2_free_bitmap_dir(s);
 }
 
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags,
@@ -1060,20 +1108,6 @@ static bool alloc_in_flight(BlockDriverState *bs, uint64_t offset,
     return false;
 }
 
-/* Checks a data write against metadata; marks the image corrupt if hit. */
-static int coroutine_fn pre_write_overlap_check(BlockDriverState *bs,
-                                                uint64_t host, uint64_t bytes)
-{
-    const char *what = qcow2_check_metadata_overlap(bs, host, bytes);
-
-    if (what) {
-        qcow2_signal_corruption(bs, "Preventing invalid write on metadata "
-                                "(overlaps with %s)", what);
-        return -EIO;
-    }
-    return 0;
-}
-
 /*
  * The copy-on-write part [offset, offset + bytes) inside one cluster whose
  * old mapping is (@type, @l2e): reads what the guest saw there before.
@@ -1132,6 +1166,17 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     uint64_t *l2;
     int l2_index, i, n = nb, ret;
 
+    /*
+     * Make the L2 table writable (allocating it if needed) before the
+     * data clusters are allocated: qemu-img does it in this order, so the
+     * same writes lay out images the same way.
+     */
+    ret = qcow2_get_l2_for_write(bs, start, &l2, &l2_index);
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+
     if (reuse) {
         host = l2e & L2E_OFFSET_MASK;
     } else {
@@ -1143,7 +1188,8 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     nb = n;
     bytes = MIN(bytes, (uint64_t)nb * s->cluster_size - head);
     *done = bytes;
-    ret = pre_write_overlap_check(bs, host, (uint64_t)nb * s->cluster_size);
+    ret = qcow2_pre_write_overlap_check(bs, 0, host,
+                                        (uint64_t)nb * s->cluster_size);
     if (ret < 0) {
         goto fail_free;
     }
@@ -1288,7 +1334,7 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
         }
         if (!needs_alloc(type, l2e)) {
             QEMUIOVector sub;
-            ret = pre_write_overlap_check(bs, host, cur);
+            ret = qcow2_pre_write_overlap_check(bs, 0, host, cur);
             qemu_co_mutex_unlock(&s->lock);
             if (ret < 0) {
                 return ret;
@@ -1375,12 +1421,18 @@ static int coroutine_fn qcow2_co_pwritev_compressed(BlockDriverState *bs,
         goto unlock;
     }
     qcow2_wait_for_allocs(bs, offset, s->cluster_size);
+    /* L2 table before the data, as in write_alloc(). */
+    ret = qcow2_get_l2_for_write(bs, offset, &l2, &l2_index);
+    if (ret < 0) {
+        goto unlock;
+    }
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
     coffset = qcow2_alloc_bytes(bs, out_len);
     if (coffset < 0) {
         ret = coffset;
         goto unlock;
     }
-    ret = pre_write_overlap_check(bs, coffset, out_len);
+    ret = qcow2_pre_write_overlap_check(bs, 0, coffset, out_len);
     if (ret < 0) {
         goto unlock;
     }
@@ -1567,7 +1619,7 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs,
 
     if (prealloc != PREALLOC_MODE_OFF) {
         error_setg(errp, "Unsupported preallocation mode '%s'",
-                   PreallocMode_str[prealloc]);
+                   PreallocMode_str(prealloc));
         return -ENOTSUP;
     }
     if (offset & 511) {
@@ -1656,7 +1708,7 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     JsonBuilder *b = json_builder_new();
-    JsonNode *node;
+    JsonNode *node, *bitmaps;
 
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "type");
@@ -1671,6 +1723,11 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
         json_builder_set_member_name(b, "lazy-refcounts");
         json_builder_add_boolean_value(b, !!(s->compatible_features &
                                              QCOW2_COMPAT_LAZY_REFCOUNTS));
+    }
+    bitmaps = qcow2_get_bitmap_info_list(bs);
+    if (bitmaps) {
+        json_builder_set_member_name(b, "bitmaps");
+        json_builder_add_value(b, bitmaps);
     }
     json_builder_set_member_name(b, "refcount-bits");
     json_builder_add_int_value(b, s->refcount_bits);
@@ -1717,6 +1774,7 @@ typedef struct Qcow2CreateParams {
     const char *backing_file;
     const char *backing_fmt;
     PreallocMode prealloc;
+    bool lazy_refcounts;
 } Qcow2CreateParams;
 
 static const CreateOptDesc qcow2_create_opts[] = {
@@ -1726,9 +1784,30 @@ static const CreateOptDesc qcow2_create_opts[] = {
     { "backing_file", CREATE_OPT_STRING, "File name of a base image", NULL },
     { "backing_fmt", CREATE_OPT_STRING, "Image format of the base image",
       NULL },
+    /* Listed as qemu-img lists them; using them is refused (see below). */
+    { "data_file", CREATE_OPT_STRING, "File name of an external data file",
+      NULL },
+    { "data_file_raw", CREATE_OPT_BOOL,
+      "The external data file must stay valid as a raw image", NULL },
     { "encryption", CREATE_OPT_BOOL,
       "Encrypt the image with format 'aes'. (Deprecated in favor of "
       "encrypt.format=aes)", NULL },
+    { "encrypt.format", CREATE_OPT_STRING,
+      "Encrypt the image, format choices: 'aes', 'luks'", NULL },
+    { "encrypt.key-secret", CREATE_OPT_STRING,
+      "ID of secret providing qcow AES key or LUKS passphrase", NULL },
+    { "encrypt.cipher-alg", CREATE_OPT_STRING,
+      "Name of encryption cipher algorithm", NULL },
+    { "encrypt.cipher-mode", CREATE_OPT_STRING,
+      "Name of encryption cipher mode", NULL },
+    { "encrypt.ivgen-alg", CREATE_OPT_STRING,
+      "Name of IV generator algorithm", NULL },
+    { "encrypt.ivgen-hash-alg", CREATE_OPT_STRING,
+      "Name of IV generator hash algorithm", NULL },
+    { "encrypt.hash-alg", CREATE_OPT_STRING,
+      "Name of encryption hash algorithm", NULL },
+    { "encrypt.iter-time", CREATE_OPT_NUMBER,
+      "Time to spend in PBKDF in milliseconds", NULL },
     { "cluster_size", CREATE_OPT_SIZE, "qcow2 cluster size", "65536" },
     { "extended_l2", CREATE_OPT_BOOL, "Extended L2 tables", "off" },
     { "preallocation", CREATE_OPT_STRING,
@@ -1742,6 +1821,57 @@ static const CreateOptDesc qcow2_create_opts[] = {
     { NULL },
 };
 
+/*
+ * External data files and encryption are listed (as qemu-img lists them)
+ * but not implemented: refuse them, with QEMU's message where QEMU would
+ * refuse the same options too.
+ */
+static int check_unsupported_create_opts(QDict *opts, bool encryption,
+                                         Error **errp)
+{
+    const char *data_file = qdict_get_try_str(opts, "data_file");
+    const char *enc_format = qdict_get_try_str(opts, "encrypt.format");
+    bool data_file_raw, any_encrypt_opt = false;
+    GList *keys, *l;
+
+    if (!qdict_get_bool_opt(opts, "data_file_raw", false, &data_file_raw,
+                            errp)) {
+        return -EINVAL;
+    }
+    if (data_file_raw && !data_file) {
+        error_setg(errp, "data-file-raw requires data-file");
+        return -EINVAL;
+    }
+    if (data_file) {
+        error_setg(errp, "External data files are not supported");
+        return -ENOTSUP;
+    }
+    keys = qdict_keys(opts);
+    for (l = keys; l; l = l->next) {
+        if (g_str_has_prefix(l->data, "encrypt.")) {
+            any_encrypt_opt = true;
+        }
+    }
+    g_list_free(keys);
+    if (!enc_format && encryption) {
+        enc_format = "aes";
+    }
+    if (!enc_format && any_encrypt_opt) {
+        error_setg(errp, "Parameter 'encrypt.format' is missing");
+        return -EINVAL;
+    }
+    if (enc_format && !qdict_haskey(opts, "encrypt.key-secret")) {
+        error_setg(errp, "Parameter 'encrypt.key-secret' is required for "
+                   "cipher");
+        return -EINVAL;
+    }
+    if (enc_format) {
+        error_setg(errp, "Encrypted qcow2 images are not supported");
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
 static int parse_create_params(QDict *opts, Qcow2CreateParams *p,
                                Error **errp)
 {
@@ -1750,7 +1880,7 @@ static int parse_create_params(QDict *opts, Qcow2CreateParams *p,
     const char *prealloc = qdict_get_try_str(opts, "preallocation");
     uint64_t cluster_size, refcount_bits;
     bool lazy, ext_l2, encryption;
-    int i;
+    int i, ret;
 
     memset(p, 0, sizeof(*p));
     if (!qdict_get_size_opt(opts, "size", 0, &p->size, errp) ||
@@ -1786,22 +1916,24 @@ static int parse_create_params(QDict *opts, Qcow2CreateParams *p,
     }
     if (p->version < 3 && refcount_bits != 16) {
         error_setg(errp, "Different refcount widths than 16 bits require "
-                   "compatibility level 1.1 or above (use compat=1.1 or "
+                   "compatibility level 1.1 or above (use version=v3 or "
                    "greater)");
         return -EINVAL;
     }
     p->refcount_order = ctz64(refcount_bits);
-    if (lazy) {
-        error_setg(errp, "Lazy refcounts are not supported");
-        return -ENOTSUP;
+    if (lazy && p->version < 3) {
+        error_setg(errp, "Lazy refcounts only supported with compatibility "
+                   "level 1.1 and above (use version=v3 or greater)");
+        return -EINVAL;
     }
+    p->lazy_refcounts = lazy;
     if (ext_l2) {
         error_setg(errp, "Extended L2 entries are not supported");
         return -ENOTSUP;
     }
-    if (encryption || qdict_haskey(opts, "encrypt.format")) {
-        error_setg(errp, "Encrypted qcow2 images are not supported");
-        return -ENOTSUP;
+    ret = check_unsupported_create_opts(opts, encryption, errp);
+    if (ret < 0) {
+        return ret;
     }
     if (ctype && strcmp(ctype, "zlib")) {
         error_setg(errp, "Compression type '%s' is not supported", ctype);
@@ -1809,13 +1941,13 @@ static int parse_create_params(QDict *opts, Qcow2CreateParams *p,
     }
     p->prealloc = PREALLOC_MODE_OFF;
     if (prealloc) {
-        for (i = 0; PreallocMode_str[i]; i++) {
-            if (!strcmp(prealloc, PreallocMode_str[i])) {
+        for (i = 0; PreallocMode_lookup.array[i]; i++) {
+            if (!strcmp(prealloc, PreallocMode_lookup.array[i])) {
                 p->prealloc = i;
                 break;
             }
         }
-        if (!PreallocMode_str[i]) {
+        if (!PreallocMode_lookup.array[i]) {
             error_setg(errp, "Parameter 'preallocation' does not accept "
                        "value '%s'", prealloc);
             return -EINVAL;
@@ -1931,6 +2063,8 @@ static int write_new_image(BlockBackend *blk, Qcow2CreateParams *p,
     be64_put(buf + 48, cs);
     be32_put(buf + 56, 1);
     if (p->version >= 3) {
+        be64_put(buf + 80, p->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS
+                                             : 0);
         be32_put(buf + 96, p->refcount_order);
         be32_put(buf + 100, QCOW2_V3_HEADER_LEN_FULL);
     }
@@ -2198,60 +2332,181 @@ out:
     return ret;
 }
 
+/* What "amend" was asked to change; -1 / false: leave as it is. */
 typedef struct Qcow2AmendCo {
     BlockDriverState *bs;
     int new_version;
+    int lazy_refcounts;         /* -1, 0 or 1 */
+    int refcount_order;         /* -1 or the new order */
     Error **errp;
 } Qcow2AmendCo;
 
+static int coroutine_fn amend_downgrade(BlockDriverState *bs, Error **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (s->refcount_order != 4) {
+        error_setg(errp, "compat=0.10 requires refcount_bits=16");
+        return -ENOTSUP;
+    }
+    if (s->incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+        error_setg(errp, "Cannot downgrade an image with the dirty bit set");
+        return -ENOTSUP;
+    }
+    ret = expand_zero_clusters(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to turn zero clusters into "
+                         "data clusters");
+        return ret;
+    }
+    s->qcow_version = 2;
+    s->incompatible_features = 0;
+    s->compatible_features = 0;
+    s->autoclear_features = 0;
+    s->header_length = QCOW2_V2_HEADER_LEN;
+    g_free(s->extra_header);
+    s->extra_header = NULL;
+    s->extra_header_len = 0;
+    return 0;
+}
+
+/*
+ * Applies the changes in QEMU's order: upgrade, lazy refcounts, refcount
+ * width, and a downgrade last (it needs the other changes done).
+ */
 static int coroutine_fn qcow2_do_amend(void *opaque)
 {
     Qcow2AmendCo *a = opaque;
     BlockDriverState *bs = a->bs;
     BDRVQcow2State *s = bs->opaque;
+    bool header_changed = false;
     int ret = 0;
 
     qemu_co_mutex_lock(&s->lock);
-    if (a->new_version == s->qcow_version) {
-        goto out;
-    }
-    if (a->new_version < s->qcow_version) {
-        if (s->refcount_order != 4) {
-            error_setg(a->errp, "compat=0.10 requires refcount_bits=16");
-            ret = -ENOTSUP;
-            goto out;
-        }
-        if (s->incompatible_features & QCOW2_INCOMPAT_DIRTY) {
-            error_setg(a->errp, "Cannot downgrade an image with the dirty "
-                       "bit set");
-            ret = -ENOTSUP;
-            goto out;
-        }
-        ret = expand_zero_clusters(bs);
-        if (ret < 0) {
-            error_setg_errno(a->errp, -ret, "Failed to turn zero clusters "
-                             "into data clusters");
-            goto out;
-        }
-        s->qcow_version = 2;
-        s->incompatible_features = 0;
-        s->compatible_features = 0;
-        s->autoclear_features = 0;
-        s->header_length = QCOW2_V2_HEADER_LEN;
-        g_free(s->extra_header);
-        s->extra_header = NULL;
-        s->extra_header_len = 0;
-    } else {
+    if (a->new_version > s->qcow_version) {
         s->qcow_version = 3;
         s->header_length = QCOW2_V3_HEADER_LEN_FULL;
+        header_changed = true;
     }
-    ret = qcow2_update_header(bs);
-    if (ret < 0) {
-        error_setg_errno(a->errp, -ret, "Failed to update the image header");
+    if (a->lazy_refcounts >= 0) {
+        /*
+         * Refcounts are always kept up to date (the dirty bit is never
+         * needed), so switching only changes the advertised feature.
+         */
+        uint64_t f = a->lazy_refcounts
+                     ? s->compatible_features | QCOW2_COMPAT_LAZY_REFCOUNTS
+                     : s->compatible_features & ~QCOW2_COMPAT_LAZY_REFCOUNTS;
+        header_changed |= f != s->compatible_features;
+        s->compatible_features = f;
+    }
+    if (header_changed) {
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            error_setg_errno(a->errp, -ret, "Failed to update the image "
+                             "header");
+            goto out;
+        }
+        header_changed = false;
+    }
+    if (a->refcount_order >= 0 && a->refcount_order != s->refcount_order) {
+        ret = qcow2_change_refcount_order(bs, a->refcount_order, a->errp);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    if (a->new_version < s->qcow_version) {
+        ret = amend_downgrade(bs, a->errp);
+        if (ret < 0) {
+            goto out;
+        }
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            error_setg_errno(a->errp, -ret, "Failed to update the image "
+                             "header");
+        }
     }
 out:
     qemu_co_mutex_unlock(&s->lock);
     return ret;
+}
+
+/* Options of qcow2 images that only "create" knows. */
+static bool create_only_opt(const char *key)
+{
+    static const char *const keys[] = {
+        "cluster_size", "compression_type", "extended_l2", "preallocation",
+        "encryption", "encrypt.format", "encrypt.key-secret",
+        "encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg",
+        "encrypt.ivgen-hash-alg", "encrypt.hash-alg", "encrypt.iter-time",
+        NULL,
+    };
+    int i;
+
+    for (i = 0; keys[i]; i++) {
+        if (!strcmp(key, keys[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Parses one amend option into @a (or *size); errors as qemu-img's. */
+static int amend_parse_opt(QDict *opts, const char *key, Qcow2AmendCo *a,
+                           bool *has_size, uint64_t *size, Error **errp)
+{
+    if (!strcmp(key, "compat")) {
+        const char *val = qdict_get_try_str(opts, key);
+        if (val && (!strcmp(val, "0.10") || !strcmp(val, "v2"))) {
+            a->new_version = 2;
+        } else if (val && (!strcmp(val, "1.1") || !strcmp(val, "v3"))) {
+            a->new_version = 3;
+        } else {
+            error_setg(errp, "Unknown compatibility level %s", val ? val : "");
+            return -EINVAL;
+        }
+    } else if (!strcmp(key, "lazy_refcounts")) {
+        bool lazy;
+        if (!qdict_get_bool_opt(opts, key, false, &lazy, errp)) {
+            return -EINVAL;
+        }
+        a->lazy_refcounts = lazy;
+    } else if (!strcmp(key, "refcount_bits")) {
+        int64_t bits;
+        if (!qdict_get_int_opt(opts, key, 16, &bits, errp)) {
+            return -EINVAL;
+        }
+        if (bits <= 0 || bits > 64 || !is_power_of_2(bits)) {
+            error_setg(errp, "Refcount width must be a power of two and may "
+                       "not exceed 64 bits");
+            return -EINVAL;
+        }
+        a->refcount_order = ctz64(bits);
+    } else if (!strcmp(key, "size")) {
+        if (!qdict_get_size_opt(opts, key, 0, size, errp)) {
+            return -EINVAL;
+        }
+        *has_size = true;
+    } else if (!strcmp(key, "backing_file") || !strcmp(key, "backing_fmt")) {
+        error_setg(errp, "Cannot amend the backing file");
+        error_append_hint(errp, "You can use 'qemu-img rebase' instead.\n");
+        return -EINVAL;
+    } else if (!strcmp(key, "data_file")) {
+        error_setg(errp, "data-file can only be set for images that use an "
+                   "external data file");
+        return -EINVAL;
+    } else if (!strcmp(key, "data_file_raw")) {
+        error_setg(errp, "data-file-raw cannot be set on existing images");
+        return -EINVAL;
+    } else {
+        error_setg(errp, "Invalid parameter '%s'", key);
+        if (create_only_opt(key)) {
+            error_append_hint(errp, "This option is only supported for "
+                              "image creation\n");
+        }
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QDict *opts,
@@ -2259,71 +2514,41 @@ static int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QDict *opts,
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2AmendCo a = { .bs = bs, .new_version = s->qcow_version,
+                       .lazy_refcounts = -1, .refcount_order = -1,
                        .errp = errp };
     GList *keys = qdict_keys(opts), *l;
+    bool has_size = false;
+    uint64_t size = 0;
     int ret = 0;
 
-    for (l = keys; l; l = l->next) {
-        const char *key = l->data;
-        const char *val = qdict_get_try_str(opts, key);
-        if (!strcmp(key, "compat")) {
-            if (val && (!strcmp(val, "0.10") || !strcmp(val, "v2"))) {
-                a.new_version = 2;
-            } else if (val && (!strcmp(val, "1.1") || !strcmp(val, "v3"))) {
-                a.new_version = 3;
-            } else {
-                error_setg(errp, "Unknown compatibility level %s",
-                           val ? val : "");
-                ret = -EINVAL;
-                break;
-            }
-        } else if (!strcmp(key, "lazy_refcounts")) {
-            bool lazy;
-            if (!qdict_get_bool_opt(opts, key, false, &lazy, errp)) {
-                ret = -EINVAL;
-                break;
-            }
-            if (lazy) {
-                error_setg(errp, "Lazy refcounts are not supported");
-                ret = -ENOTSUP;
-                break;
-            }
-        } else if (!strcmp(key, "refcount_bits")) {
-            int64_t bits;
-            if (!qdict_get_int_opt(opts, key, 16, &bits, errp)) {
-                ret = -EINVAL;
-                break;
-            }
-            if (bits != s->refcount_bits) {
-                error_setg(errp, "Changing the refcount width is not "
-                           "supported");
-                ret = -ENOTSUP;
-                break;
-            }
-        } else if (!strcmp(key, "size")) {
-            uint64_t size;
-            if (!qdict_get_size_opt(opts, key, 0, &size, errp)) {
-                ret = -EINVAL;
-                break;
-            }
-            if (size != s->size) {
-                error_setg(errp, "Changing the image size with amend is not "
-                           "supported; use resize");
-                ret = -ENOTSUP;
-                break;
-            }
-        } else {
-            error_setg(errp, "Changing the option '%s' is not supported",
-                       key);
-            ret = -ENOTSUP;
-            break;
-        }
+    for (l = keys; l && ret == 0; l = l->next) {
+        ret = amend_parse_opt(opts, l->data, &a, &has_size, &size, errp);
     }
     g_list_free(keys);
     if (ret < 0) {
         return ret;
     }
-    return qcow2_do_amend(&a);
+    if (a.lazy_refcounts == 1 && a.new_version < 3) {
+        error_setg(errp, "Lazy refcounts only supported with compatibility "
+                   "level 1.1 and above (use compat=1.1 or greater)");
+        return -EINVAL;
+    }
+    if (a.refcount_order >= 0 && a.refcount_order != 4 &&
+        a.new_version < 3) {
+        error_setg(errp, "Refcount widths other than 16 bits require "
+                   "compatibility level 1.1 or above (use compat=1.1 or "
+                   "greater)");
+        return -EINVAL;
+    }
+    ret = qcow2_do_amend(&a);
+    if (ret < 0 || !has_size || size == s->size) {
+        return ret;
+    }
+    ret = qcow2_co_truncate(bs, size, false, PREALLOC_MODE_OFF, 0, errp);
+    if (ret == 0) {
+        bdrv_refresh_total_sectors(bs, size);
+    }
+    return ret;
 }
 
 /* ---- measure ---- */
@@ -2398,7 +2623,9 @@ static int qcow2_measure(QDict *opts, BlockDriverState *in_bs,
                                           p.refcount_order);
     info->required = info->fully_allocated -
                      ROUND_UP(size, 1LL << p.cluster_bits) + data;
-    info->bitmaps = 0;
+    info->bitmaps = in_bs ? qcow2_persistent_bitmaps_size(in_bs,
+                                                         1 << p.cluster_bits)
+                          : 0;
     return 0;
 }
 
@@ -2432,6 +2659,11 @@ static BlockDriver bdrv_qcow2 = {
     .bdrv_change_backing_file = qcow2_change_backing_file,
     .bdrv_co_amend = qcow2_co_amend,
     .bdrv_measure = qcow2_measure,
+    .bdrv_can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
+    .bdrv_remove_persistent_dirty_bitmap =
+        qcow2_remove_persistent_dirty_bitmap,
+    .bdrv_store_persistent_dirty_bitmaps =
+        qcow2_store_persistent_dirty_bitmaps,
 };
 
 void bdrv_qcow2_init(void)

@@ -129,6 +129,40 @@ typedef struct QCowL2Meta {
 
 typedef struct Qcow2Cache Qcow2Cache;
 
+/* Kinds of metadata the overlap check knows (a mask selects several). */
+typedef enum QCow2MetadataOverlap {
+    QCOW2_OL_HEADER         = 1 << 0,
+    QCOW2_OL_ACTIVE_L1      = 1 << 1,
+    QCOW2_OL_REFCOUNT_TABLE = 1 << 2,
+    QCOW2_OL_REFCOUNT_BLOCK = 1 << 3,
+    QCOW2_OL_ACTIVE_L2      = 1 << 4,
+    QCOW2_OL_SNAPSHOT_TABLE = 1 << 5,
+    QCOW2_OL_BITMAP_DIR     = 1 << 6,
+} QCow2MetadataOverlap;
+
+/* Bitmap directory entry flags (docs/interop/qcow2.txt, "Bitmaps"). */
+#define BME_FLAG_IN_USE                 (1U << 0)
+#define BME_FLAG_AUTO                   (1U << 1)
+#define BME_FLAG_EXTRA_DATA_COMPATIBLE  (1U << 2)
+#define BME_RESERVED_FLAGS              (~7U)
+#define BME_TYPE_DIRTY_TRACKING         1
+
+/*
+ * One entry of the bitmap directory, host order, as it is on disk: the
+ * list in BDRVQcow2State always describes the directory the header
+ * points at (qcow2-bitmap.c keeps the two in step).
+ */
+typedef struct Qcow2Bitmap {
+    uint64_t table_offset;
+    uint32_t table_size;        /* entries */
+    uint32_t flags;             /* BME_FLAG_* */
+    uint8_t type;
+    uint8_t granularity_bits;
+    char *name;
+    uint8_t *extra_data;        /* kept verbatim */
+    uint32_t extra_data_size;
+} Qcow2Bitmap;
+
 typedef struct BDRVQcow2State {
     int cluster_bits;
     int cluster_size;
@@ -158,6 +192,10 @@ typedef struct BDRVQcow2State {
     uint64_t snapshots_offset;
     uint64_t bitmap_directory_offset;   /* from the bitmaps extension */
     uint64_t bitmap_directory_size;
+    uint32_t nb_bitmaps;        /* 0: no (valid) bitmaps extension */
+    /* The extension was present but invalid per autoclear: drop it. */
+    bool bitmaps_ext_dropped;
+    GPtrArray *bitmap_dir;      /* Qcow2Bitmap *, the on-disk directory */
     QTAILQ_HEAD(, Qcow2UnknownExt) unknown_exts;
 
     uint64_t *l1_table;         /* host order, l1_size entries */
@@ -170,6 +208,14 @@ typedef struct BDRVQcow2State {
 
     Qcow2Cache *l2_table_cache;
     Qcow2Cache *refcount_block_cache;
+
+    /*
+     * Host cluster index -> QCOW2_OL_REFCOUNT_BLOCK or QCOW2_OL_ACTIVE_L2,
+     * for the overlap check; NULL means "rebuild from the L1 and refcount
+     * tables on next use".  Whoever changes an entry of either table (or
+     * replaces the table) calls qcow2_metadata_map_invalidate().
+     */
+    GHashTable *metadata_map;
 
     /* Lowest cluster index that may be free (allocation search hint). */
     int64_t free_cluster_index;
@@ -219,6 +265,17 @@ static inline uint64_t qcow2_l1_size_for(int cluster_bits, uint64_t size)
 {
     uint64_t l2_cover = 1ULL << (cluster_bits * 2 - 3);
     return DIV_ROUND_UP(size, l2_cover);
+}
+
+/* Sets the refcount width (2^order bits) and the values derived from it. */
+static inline void qcow2_refcount_set_order(BDRVQcow2State *s, int order)
+{
+    s->refcount_order = order;
+    s->refcount_bits = 1 << order;
+    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX
+                      : (1ULL << s->refcount_bits) - 1;
+    s->refcount_block_bits = s->cluster_bits + 3 - order;
+    s->refcount_block_size = 1 << s->refcount_block_bits;
 }
 
 QCow2ClusterType qcow2_get_cluster_type(BlockDriverState *bs,
@@ -307,14 +364,32 @@ void coroutine_fn qcow2_free_clusters(BlockDriverState *bs, int64_t offset,
 void coroutine_fn qcow2_free_any_cluster(BlockDriverState *bs,
                                          uint64_t l2_entry,
                                          QCow2DiscardType type);
-/* Does [offset, offset + size) overlap metadata?  Returns a description. */
-const char *qcow2_check_metadata_overlap(BlockDriverState *bs,
+/*
+ * Does [offset, offset + size) overlap metadata of a kind not in @ignore
+ * (QCOW2_OL_* mask)?  Returns QEMU's name for what it hits, or NULL.
+ * Costs a few comparisons plus one hash lookup per cluster of the range.
+ */
+const char *qcow2_check_metadata_overlap(BlockDriverState *bs, int ignore,
                                          int64_t offset, int64_t size);
+/*
+ * qcow2_check_metadata_overlap() that also marks the image corrupt
+ * ("Preventing invalid write on metadata") and returns -EIO on a hit.
+ */
+int coroutine_fn qcow2_pre_write_overlap_check(BlockDriverState *bs,
+                                               int ignore, int64_t offset,
+                                               int64_t size);
+void qcow2_metadata_map_invalidate(BDRVQcow2State *s);
 int coroutine_fn qcow2_check_refcounts(BlockDriverState *bs,
                                        BdrvCheckResult *res,
                                        BdrvCheckMode fix);
 /* Flushes both caches (refcounts first). */
 int coroutine_fn qcow2_write_caches(BlockDriverState *bs);
+/*
+ * Rewrites the refcount table and blocks with entries of 2^@new_order
+ * bits (amend refcount_bits=...).  Call with s->lock held.
+ */
+int coroutine_fn qcow2_change_refcount_order(BlockDriverState *bs,
+                                             int new_order, Error **errp);
 /* Byte size of refcount structures for @clusters clusters (measure). */
 int64_t qcow2_refcount_metadata_size(int64_t clusters, int cluster_size,
                                      int refcount_order);
@@ -355,6 +430,40 @@ int coroutine_fn qcow2_decompress_cluster(BlockDriverState *bs,
 /* Waits until no allocating write overlaps the guest range. */
 void coroutine_fn qcow2_wait_for_allocs(BlockDriverState *bs, uint64_t offset,
                                         uint64_t bytes);
+
+/* ---- qcow2-bitmap.c ---- */
+
+/*
+ * Parses the bitmaps header extension (validated as QEMU does; ignored
+ * with a warning when the autoclear bit says it is stale).
+ */
+int qcow2_read_bitmaps_ext(BlockDriverState *bs, const uint8_t *data,
+                           uint32_t len, Error **errp);
+/* Appends the bitmaps extension body (24 bytes) for the header. */
+void qcow2_build_bitmaps_ext(BlockDriverState *bs, uint8_t *data);
+/*
+ * Reads the bitmap directory and creates the node's persistent
+ * BdrvDirtyBitmaps (read-only on a read-only node; entries marked in_use
+ * become inconsistent).  On a writable node the loaded entries are marked
+ * in_use on disk until they are stored again.
+ */
+int coroutine_fn qcow2_load_dirty_bitmaps(BlockDriverState *bs,
+                                          Error **errp);
+void qcow2_free_bitmap_dir(BDRVQcow2State *s);
+bool qcow2_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
+                                      uint32_t granularity, Error **errp);
+int qcow2_remove_persistent_dirty_bitmap(BlockDriverState *bs,
+                                         const char *name, Error **errp);
+int qcow2_store_persistent_dirty_bitmaps(BlockDriverState *bs, Error **errp);
+/*
+ * Bytes the persistent bitmaps of @in_bs (any format) would take in a
+ * qcow2 image with @cluster_size clusters, all clusters allocated
+ * (qemu-img measure's "bitmaps size").
+ */
+uint64_t qcow2_persistent_bitmaps_size(BlockDriverState *in_bs,
+                                       uint32_t cluster_size);
+/* qemu-img info's "bitmaps" array (NULL when the image has none). */
+JsonNode *qcow2_get_bitmap_info_list(BlockDriverState *bs);
 
 /* ---- qcow2-cache.c ---- */
 

@@ -79,4 +79,7 @@ void img_run_co(CoroutineEntry *entry, void *opaque, bool *done);
 /* --- img-convert.c --- */
 int img_convert(int argc, char **argv);
 
+/* --- img-bitmap.c --- */
+int img_bitmap(int argc, char **argv);
+
 #endif

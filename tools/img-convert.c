@@ -429,7 +429,8 @@ static void convert_parse_args(ConvertArgs *a, int argc, char **argv)
                 val > 16 * MiB) {
                 error_report("Invalid buffer size for sparse output "
                              "specified. Valid sizes are multiples of 512 "
-                             "up to 16777216");
+                             "up to 16777216. Select 0 to disable sparse "
+                             "detection (fully allocates output).");
                 exit(IMG_EXIT_FAILURE);
             }
             a->min_sparse = val;

@@ -1826,8 +1826,8 @@ static int img_resize(int argc, char **argv)
             break;
         case OPTION_PREALLOCATION:
             prealloc = -1;
-            for (int i = 0; PreallocMode_str[i]; i++) {
-                if (!strcmp(PreallocMode_str[i], optarg)) {
+            for (int i = 0; PreallocMode_lookup.array[i]; i++) {
+                if (!strcmp(PreallocMode_lookup.array[i], optarg)) {
                     prealloc = i;
                 }
             }
@@ -2172,6 +2172,7 @@ typedef struct ImgCmd {
 
 static const ImgCmd img_cmds[] = {
     { "amend", img_amend },
+    { "bitmap", img_bitmap },
     { "check", img_check },
     { "compare", img_compare },
     { "convert", img_convert },
@@ -2203,6 +2204,9 @@ void img_help(void)
 "\n"
 "Command syntax:\n"
 "  amend [--image-opts] [-p] [-q] [-f fmt] [--force] -o options filename\n"
+"  bitmap (--merge SOURCE | --add | --remove | --clear | --enable | "
+"--disable)... [-b source_file [-F source_fmt]] [-g granularity] "
+"[--image-opts | -f fmt] filename bitmap\n"
 "  check [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] "
 "[-U] filename\n"
 "  compare [--image-opts] [-f fmt] [-F fmt] [-p] [-q] [-s] [-U] "

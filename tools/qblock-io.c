@@ -414,6 +414,7 @@ static const QemuIOCommand quit_cmd = {
  */
 static struct {
     GString *buf;
+    gsize pos;          /* where the first line not yet fetched starts */
     bool eof;
 } input;
 
@@ -438,22 +439,31 @@ static void stdin_readable(void *opaque)
 /* The next input line without its newline (g_free), or NULL at EOF. */
 static char *fetch_line(void)
 {
-    char *nl;
+    char *start, *nl;
     char *line;
 
-    while (!(nl = memchr(input.buf->str, '\n', input.buf->len)) &&
+    while (!(nl = memchr(input.buf->str + input.pos, '\n',
+                         input.buf->len - input.pos)) &&
            !input.eof) {
         aio_poll(qemu_get_aio_context(), true);
     }
+    start = input.buf->str + input.pos;
     if (!nl) {
-        if (input.buf->len == 0) {
+        if (input.pos == input.buf->len) {
             return NULL;
         }
         nl = input.buf->str + input.buf->len;
     }
-    line = g_strndup(input.buf->str, nl - input.buf->str);
-    g_string_erase(input.buf, 0, MIN(nl - input.buf->str + 1,
-                                     (ssize_t)input.buf->len));
+    line = g_strndup(start, nl - start);
+    input.pos = MIN((gsize)(nl - input.buf->str) + 1, input.buf->len);
+    /*
+     * Drop the fetched part only once it outweighs the rest: each byte is
+     * then moved O(1) times, even when all of a piped script is buffered.
+     */
+    if (input.pos > input.buf->len / 2) {
+        g_string_erase(input.buf, 0, input.pos);
+        input.pos = 0;
+    }
     return line;
 }
 
@@ -464,6 +474,7 @@ static bool command_shell(void)
     char *line;
 
     input.buf = g_string_new(NULL);
+    input.pos = 0;
     aio_set_fd_handler(qemu_get_aio_context(), STDIN_FILENO, stdin_readable,
                        NULL, NULL);
     while (!quit_requested) {

@@ -1235,7 +1235,7 @@ static int truncate_f(BlockBackend *blk, int argc, char **argv)
         switch (c) {
         case 'm':
             for (prealloc = 0; prealloc < PREALLOC_MODE__MAX; prealloc++) {
-                if (!strcmp(PreallocMode_str[prealloc], optarg)) {
+                if (!strcmp(PreallocMode_str(prealloc), optarg)) {
                     break;
                 }
             }

@@ -17,6 +17,7 @@
 #include "qemu/coroutine.h"
 #include "qemu/iov.h"
 #include "qemu/qdict.h"
+#include "qapi/qapi-types.h"
 
 typedef struct BlockDriver BlockDriver;
 typedef struct BlockDriverState BlockDriverState;
@@ -46,7 +47,14 @@ typedef enum {
     BDRV_REQ_SERIALISING        = 0x80,  /* wait for overlapping requests */
     BDRV_REQ_NO_FALLBACK        = 0x100, /* fail rather than write zeroes slowly */
     BDRV_REQ_NO_BEFORE_WRITE    = 0x200, /* skip before-write notifiers */
-    BDRV_REQ_MASK               = 0x3ff,
+    /*
+     * A read that must not wait for overlapping serialising requests: the
+     * copy-before-write read issued from inside the before-write notifier
+     * of a serialising (read-modify-write) guest write, which would
+     * otherwise wait for the very write that is waiting for it.
+     */
+    BDRV_REQ_NO_SERIALISING     = 0x400,
+    BDRV_REQ_MASK               = 0x7ff,
 } BdrvRequestFlags;
 
 /* Block status result flags (see bdrv_co_block_status()) */
@@ -93,76 +101,11 @@ typedef struct BlockMeasureInfo {
     uint64_t bitmaps;           /* bytes for persistent bitmaps */
 } BlockMeasureInfo;
 
-typedef enum {
-    PREALLOC_MODE_OFF,
-    PREALLOC_MODE_METADATA,
-    PREALLOC_MODE_FALLOC,
-    PREALLOC_MODE_FULL,
-    PREALLOC_MODE__MAX,
-} PreallocMode;
-extern const char *const PreallocMode_str[];  /* NULL-terminated */
-
-typedef enum {
-    BLOCKDEV_DETECT_ZEROES_OFF,
-    BLOCKDEV_DETECT_ZEROES_ON,
-    BLOCKDEV_DETECT_ZEROES_UNMAP,
-    BLOCKDEV_DETECT_ZEROES__MAX,
-} BlockdevDetectZeroes;
-extern const char *const BlockdevDetectZeroes_str[];
-
-/* blkdebug events, named as in QEMU's BlkdebugEvent. */
-typedef enum {
-    BLKDBG_L1_UPDATE,
-    BLKDBG_L1_GROW_ALLOC_TABLE,
-    BLKDBG_L1_GROW_WRITE_TABLE,
-    BLKDBG_L1_GROW_ACTIVATE_TABLE,
-    BLKDBG_L2_LOAD,
-    BLKDBG_L2_UPDATE,
-    BLKDBG_L2_UPDATE_COMPRESSED,
-    BLKDBG_L2_ALLOC_COW_READ,
-    BLKDBG_L2_ALLOC_WRITE,
-    BLKDBG_READ_AIO,
-    BLKDBG_READ_BACKING_AIO,
-    BLKDBG_READ_COMPRESSED,
-    BLKDBG_WRITE_AIO,
-    BLKDBG_WRITE_COMPRESSED,
-    BLKDBG_VMSTATE_LOAD,
-    BLKDBG_VMSTATE_SAVE,
-    BLKDBG_COW_READ,
-    BLKDBG_COW_WRITE,
-    BLKDBG_REFTABLE_LOAD,
-    BLKDBG_REFTABLE_GROW,
-    BLKDBG_REFTABLE_UPDATE,
-    BLKDBG_REFBLOCK_LOAD,
-    BLKDBG_REFBLOCK_UPDATE,
-    BLKDBG_REFBLOCK_UPDATE_PART,
-    BLKDBG_REFBLOCK_ALLOC,
-    BLKDBG_REFBLOCK_ALLOC_HOOKUP,
-    BLKDBG_REFBLOCK_ALLOC_WRITE,
-    BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS,
-    BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE,
-    BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE,
-    BLKDBG_CLUSTER_ALLOC,
-    BLKDBG_CLUSTER_ALLOC_BYTES,
-    BLKDBG_CLUSTER_FREE,
-    BLKDBG_FLUSH_TO_OS,
-    BLKDBG_FLUSH_TO_DISK,
-    BLKDBG_PWRITEV_RMW_HEAD,
-    BLKDBG_PWRITEV_RMW_AFTER_HEAD,
-    BLKDBG_PWRITEV_RMW_TAIL,
-    BLKDBG_PWRITEV_RMW_AFTER_TAIL,
-    BLKDBG_PWRITEV,
-    BLKDBG_PWRITEV_ZERO,
-    BLKDBG_PWRITEV_DONE,
-    BLKDBG_EMPTY_IMAGE_PREPARE,
-    BLKDBG_L1_SHRINK_WRITE_TABLE,
-    BLKDBG_L1_SHRINK_FREE_L2_CLUSTERS,
-    BLKDBG_COR_WRITE,
-    BLKDBG_CLUSTER_ALLOC_SPACE,
-    BLKDBG_NONE,
-    BLKDBG__MAX,
-} BlkdebugEvent;
-extern const char *const BlkdebugEvent_str[];  /* NULL-terminated */
+/*
+ * PreallocMode, BlockdevDetectZeroesOptions and BlkdebugEvent come from
+ * the QAPI schema (qapi/block-core.json), as the monitor sees them;
+ * T_str(v) names a value and T_lookup.array lists the names.
+ */
 
 /* Registers all drivers; idempotent.  Call once at start-up. */
 void bdrv_init(void);

@@ -203,6 +203,23 @@ struct BlockDriver {
     int (*bdrv_measure)(QDict *opts, BlockDriverState *in_bs,
                         BlockMeasureInfo *info, Error **errp);
 
+    /*
+     * Persistent dirty bitmaps (see block/dirty-bitmap.h).  The driver
+     * loads its bitmaps at open; these are called from the main loop,
+     * outside coroutine context.  can_store checks a new bitmap against
+     * the format's limits; remove deletes one from the image at once;
+     * store writes every persistent bitmap before close.
+     */
+    bool (*bdrv_can_store_new_dirty_bitmap)(BlockDriverState *bs,
+                                            const char *name,
+                                            uint32_t granularity,
+                                            Error **errp);
+    int (*bdrv_remove_persistent_dirty_bitmap)(BlockDriverState *bs,
+                                               const char *name,
+                                               Error **errp);
+    int (*bdrv_store_persistent_dirty_bitmaps)(BlockDriverState *bs,
+                                               Error **errp);
+
     /* blkdebug */
     void (*bdrv_debug_event)(BlockDriverState *bs, BlkdebugEvent event);
     int (*bdrv_debug_breakpoint)(BlockDriverState *bs, const char *event,
@@ -242,7 +259,7 @@ struct BlockDriverState {
     BlockLimits bl;
     BdrvRequestFlags supported_write_flags;
     BdrvRequestFlags supported_zero_flags;
-    BlockdevDetectZeroes detect_zeroes;
+    BlockdevDetectZeroesOptions detect_zeroes;
 
     /* Request tracking (main loop thread only). */
     unsigned in_flight;
@@ -254,6 +271,16 @@ struct BlockDriverState {
     CoQueue drain_queue;
 
     uint64_t wr_highest_offset;
+    /*
+     * Bumped by every write, write-zeroes, discard and truncate the node's
+     * driver was asked to do; flushed_gen is the value the last successful
+     * flush started with.  Equal: there is nothing to flush on this node.
+     */
+    uint64_t write_gen;
+    uint64_t flushed_gen;
+
+    /* Dirty bitmaps (block/dirty-bitmap.c), marked by every write. */
+    QTAILQ_HEAD(, BdrvDirtyBitmap) dirty_bitmaps;
 
     QTAILQ_ENTRY(BlockDriverState) all_list;
 };

@@ -17,5 +17,11 @@ void bdrv_null_init(void);
 void bdrv_blkdebug_init(void);
 /* "qcow2" format (block/qcow2.c) */
 void bdrv_qcow2_init(void);
+/* "nbd", "nbd+tcp" and "nbd+unix" protocols (block/nbd.c) */
+void bdrv_nbd_init(void);
+/* "copy-before-write" filter (block/copy-before-write.c) */
+void bdrv_cbw_init(void);
+/* "snapshot-access" driver (block/snapshot-access.c) */
+void bdrv_snapshot_access_init(void);
 
 #endif

@@ -10,7 +10,11 @@
 #include "qemu/error.h"
 #include <json-glib/json-glib.h>
 
-/* Generated for every enum T as T_lookup; T_str(val) indexes it. */
+/*
+ * Generated for every enum T as T_lookup; T_str(val) indexes it.
+ * array[size] is NULL, so the array is also a NULL-terminated name list
+ * (as long as no value is compiled out by an 'if' condition).
+ */
 typedef struct QEnumLookup {
     const char *const *array;
     int size;

@@ -151,6 +151,8 @@ class CGen:
         for v in e.values:
             body += cond_wrap(v.cond, '        [%s] = %s,\n'
                               % (e.const(v.name), c_str(v.name)))
+        # The sentinel lets the array double as a NULL-terminated list.
+        body += '        [%s] = NULL,\n' % e.max_const()
         body += '    },\n    .size = %s,\n};\n\n' % e.max_const()
         return cond_wrap(e.cond, body)
 
@@ -616,6 +618,7 @@ class CGen:
             self.hname('qapi-commands'), self.hname('qapi-visit'))
         weak = ''
         reg = ''
+        marshallers = ''
         for c in self.schema.commands():
             n = c_name(c.name)
             # A weak reference: the symbol is NULL unless some object file
@@ -629,8 +632,10 @@ class CGen:
                 'qmp_marshal_%s,\n                         %s, %s);\n}\n') % (
                     sym, c_str(c.name), n, opts, feats))
             if c.gen:
-                out += cond_wrap(c.cond, self.gen_marshal(c))
-        out += weak + '\n'
+                marshallers += cond_wrap(c.cond, self.gen_marshal(c))
+        # The weak declarations must precede every use: clang makes a
+        # reference strong if it sees the call before the attribute.
+        out += weak + '\n' + marshallers
         out += 'void qmp_init_marshal(QmpCommandList *cmds)\n{\n%s}\n' % \
             indent(reg)
         return out

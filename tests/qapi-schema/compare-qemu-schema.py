@@ -39,6 +39,9 @@ KNOWN = {
     'block-export-add{fuse}.mountpoint',
     'block-export-add{fuse}.growable',
     'block-export-add{fuse}.allow-other',
+    # qblock's extension: who holds references on a node.
+    'x-debug-query-block-graph->.nodes[].refcount',
+    'x-debug-query-block-graph->.nodes[].monitor-owned',
 }
 
 

@@ -581,9 +581,9 @@ static void test_hostile_headers(void)
         { 20, 4, 8, "Unsupported cluster size" },
         { 36, 4, 0x40000000, "Active L1 table too large" },
         { 36, 4, 0, "L1 table is too small" },
-        { 40, 8, 12345, "Invalid L1 table offset" },
-        { 48, 8, 0, "Invalid reference count table offset" },
-        { 48, 8, 1000, "Invalid reference count table offset" },
+        { 40, 8, 12345, "Active L1 table offset invalid" },
+        { 48, 8, 0, "Reference count table offset invalid" },
+        { 48, 8, 1000, "Reference count table offset invalid" },
         { 56, 4, 0x100000, "Reference count table too large" },
         { 56, 4, 0, "Image does not contain a reference count table" },
         { 72, 8, 1ULL << 40, "Unsupported qcow2 feature(s): Unknown "
@@ -940,6 +940,141 @@ static void test_bad_options(void)
     g_free(path);
 }
 
+static int amend(const char *path, const char *key, const char *value,
+                 Error **errp)
+{
+    BlockBackend *blk = open_image(path, BDRV_O_RDWR);
+    QDict *opts = qdict_new();
+    int ret;
+
+    qdict_put_str(opts, key, value);
+    ret = bdrv_amend_options(blk_bs(blk), opts, false, errp);
+    qobject_unref(opts);
+    blk_unref(blk);
+    return ret;
+}
+
+/* amend refcount_bits=N rewrites the refcounts; data and counts survive. */
+static void test_amend_refcount_width(void)
+{
+    char *path = tmp_path("rcwidth.qcow2");
+    static const struct { const char *bits; uint32_t order; } steps[] = {
+        { "64", 6 }, { "1", 0 }, { "8", 3 }, { "2", 1 },
+    };
+    BlockBackend *blk;
+    uint8_t buf[4096];
+    Error *err = NULL;
+    size_t i;
+
+    create_image(path, 64 * MiB, NULL);
+    blk = open_image(path, BDRV_O_RDWR);
+    write_pattern(blk, 0, 64 * KiB, 1);
+    write_pattern(blk, 33 * MiB, 192 * KiB, 2);
+    blk_unref(blk);
+    for (i = 0; i < G_N_ELEMENTS(steps); i++) {
+        g_assert_cmpint(amend(path, "refcount_bits", steps[i].bits, &err),
+                        ==, 0);
+        g_assert_null(err);
+        file_pread(path, 96, buf, 4);
+        g_assert_cmpuint(((uint32_t)buf[0] << 24 | buf[1] << 16 |
+                          buf[2] << 8 | buf[3]), ==, steps[i].order);
+        assert_clean(path);
+        assert_qemu_check_clean(path);
+        blk = open_image(path, BDRV_O_RDWR);
+        assert_pattern(blk, 0, 64 * KiB, 1);
+        assert_pattern(blk, 33 * MiB, 192 * KiB, 2);
+        /* Allocation keeps working with the new width. */
+        write_pattern(blk, (10 + i) * MiB, 4096, 10 + i);
+        blk_unref(blk);
+        assert_clean(path);
+    }
+
+    /* Two compressed clusters share a host cluster: refcount 2. */
+    create_image(path, 4 * MiB, NULL);
+    blk = open_image(path, BDRV_O_RDWR);
+    memset(buf, 'x', sizeof(buf));
+    for (i = 0; i < 2; i++) {
+        uint8_t *c = g_malloc0(64 * KiB);
+        memcpy(c, buf, sizeof(buf));
+        g_assert_cmpint(blk_pwrite_compressed(blk, i * 64 * KiB, 64 * KiB, c),
+                        ==, 0);
+        g_free(c);
+    }
+    blk_unref(blk);
+    g_assert_cmpint(amend(path, "refcount_bits", "1", &err), <, 0);
+    g_assert_nonnull(strstr(error_get_pretty(err), "Cannot decrease refcount "
+                            "entry width to 1 bits"));
+    error_free(err);
+    err = NULL;
+    file_pread(path, 96, buf, 4);
+    g_assert_cmpuint(buf[3], ==, 4);
+    assert_clean(path);
+    g_free(path);
+}
+
+/* An L2 table on top of the refcount table must never be written. */
+static void test_overlap_l2_on_reftable(void)
+{
+    char *path = tmp_path("ovl.qcow2");
+    BlockBackend *blk;
+    uint64_t reftable, l1, before[8], after[8];
+    uint8_t buf[4096] = { 0x42 };
+
+    create_image(path, 4 * MiB, NULL);
+    blk = open_image(path, BDRV_O_RDWR);
+    write_pattern(blk, 0, 128 * KiB, 3);
+    blk_unref(blk);
+    reftable = file_be64(path, 48);
+    l1 = file_be64(path, 40);
+    file_put_be64(path, l1, (1ULL << 63) | reftable);  /* COPIED flag */
+    file_pread(path, reftable, before, sizeof(before));
+
+    blk = open_image(path, BDRV_O_RDWR);
+    g_assert_cmpint(blk_pwrite(blk, 64 * KiB, sizeof(buf), buf, 0), ==,
+                    -EIO);
+    g_assert_cmpint(blk_pwrite(blk, 1 * MiB, sizeof(buf), buf, 0), <, 0);
+    blk_unref(blk);
+    file_pread(path, reftable, after, sizeof(after));
+    g_assert(memcmp(before, after, sizeof(before)) == 0);
+    g_assert_cmpuint(file_be64(path, 72) & 2, ==, 2);    /* corrupt bit */
+    g_free(path);
+}
+
+/* lazy_refcounts: v3 only; the feature bit is set and can be amended. */
+static void test_lazy_refcounts(void)
+{
+    char *path = tmp_path("lazy.qcow2");
+    QDict *opts = qdict_new();
+    BlockBackend *blk;
+    Error *err = NULL;
+
+    create_image(path, 4 * MiB, "lazy_refcounts=on");
+    g_assert_cmpuint(file_be64(path, 80), ==, 1);  /* compatible: lazy */
+    blk = open_image(path, BDRV_O_RDWR);
+    write_pattern(blk, 0, 64 * KiB, 4);
+    blk_unref(blk);
+    /* Refcounts stay exact: never dirty, nothing to repair. */
+    g_assert_cmpuint(file_be64(path, 72) & 1, ==, 0);    /* dirty bit */
+    assert_clean(path);
+    g_assert_cmpint(amend(path, "lazy_refcounts", "off", &err), ==, 0);
+    g_assert_cmpuint(file_be64(path, 80), ==, 0);
+    g_assert_cmpint(amend(path, "compat", "0.10", &err), ==, 0);
+    g_assert_cmpint(amend(path, "lazy_refcounts", "on", &err), <, 0);
+    g_assert_nonnull(strstr(error_get_pretty(err), "use compat=1.1"));
+    error_free(err);
+    err = NULL;
+
+    qdict_put_int(opts, "size", MiB);
+    qdict_put_str(opts, "compat", "0.10");
+    qdict_put_str(opts, "lazy_refcounts", "on");
+    g_assert_cmpint(bdrv_create(bdrv_find_format("qcow2"), path, opts, &err),
+                    <, 0);
+    g_assert_nonnull(strstr(error_get_pretty(err), "use version=v3"));
+    error_free(err);
+    qobject_unref(opts);
+    g_free(path);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -975,6 +1110,10 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/prealloc-metadata", test_prealloc_metadata);
     g_test_add_func("/qcow2/measure", test_measure);
     g_test_add_func("/qcow2/qemu-written-image", test_qemu_written_image);
+    g_test_add_func("/qcow2/amend-refcount-width", test_amend_refcount_width);
+    g_test_add_func("/qcow2/overlap-l2-on-reftable",
+                    test_overlap_l2_on_reftable);
+    g_test_add_func("/qcow2/lazy-refcounts", test_lazy_refcounts);
     g_test_add_func("/qcow2/options", test_bad_options);
 
     ret = g_test_run();

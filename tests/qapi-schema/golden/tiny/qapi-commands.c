@@ -3,6 +3,8 @@
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-visit.h"
 
+extern __typeof__(qmp_draw) qmp_draw __attribute__((weak));
+
 void qmp_marshal_draw(JsonObject *args, JsonNode **ret, Error **errp)
 {
     Error *err = NULL;
@@ -25,8 +27,6 @@ void qmp_marshal_draw(JsonObject *args, JsonNode **ret, Error **errp)
     }
     qapi_free_q_obj_draw_arg(arg);
 }
-
-extern __typeof__(qmp_draw) qmp_draw __attribute__((weak));
 
 void qmp_init_marshal(QmpCommandList *cmds)
 {

@@ -6,6 +6,7 @@ const QEnumLookup Colour_lookup = {
     .array = (const char *const[]) {
         [COLOUR_RED] = "red",
         [COLOUR_GREEN] = "green",
+        [COLOUR__MAX] = NULL,
     },
     .size = COLOUR__MAX,
 };
