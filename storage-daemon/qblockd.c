@@ -18,6 +18,7 @@
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-visit.h"
 #include "sysemu/blockdev.h"
+#include "block/export.h"
 #include "hw/block/virtio-blk.h"
 #include <glib-unix.h>
 
@@ -26,6 +27,7 @@ typedef enum OptKind {
     OPT_DRIVE, OPT_BLOCKDEV, OPT_QMP, OPT_QMP_PRETTY, OPT_CHARDEV, OPT_MON,
     OPT_MONITOR, OPT_TRACE, OPT_PIDFILE, OPT_DAEMONIZE, OPT_DEVICE,
     OPT_IGNORED, OPT_IGNORED_FLAG, OPT_NONE_ONLY, OPT_HELP, OPT_VERSION,
+    OPT_NBD_SERVER, OPT_EXPORT,
 } OptKind;
 
 typedef struct OptDesc {
@@ -47,6 +49,8 @@ static const OptDesc opt_descs[] = {
     { "pidfile", OPT_PIDFILE, true },
     { "daemonize", OPT_DAEMONIZE, false },
     { "device", OPT_DEVICE, true },
+    { "nbd-server", OPT_NBD_SERVER, true },
+    { "export", OPT_EXPORT, true },
     /* Emulator options: accepted, ignored (no guest CPU). */
     { "machine", OPT_IGNORED, true },
     { "M", OPT_IGNORED, true },
@@ -98,6 +102,12 @@ static void usage(void)
 "                             a node, as QMP blockdev-add takes it\n"
 "  -device virtio-blk[-pci],drive=X[,id=Y]\n"
 "                             a virtio-blk front end holding drive X\n"
+"  --nbd-server addr.type=unix,addr.path=PATH|addr.type=inet,addr.host=H,\n"
+"               addr.port=P[,max-connections=N]\n"
+"                             start the NBD server\n"
+"  --export type=nbd,id=ID,node-name=NODE[,name=NAME][,writable=on]\n"
+"           [,description=TEXT][,allocation-depth=on]\n"
+"                             export a node over the NBD server\n"
 "  -qmp unix:PATH,server=on,wait=off\n"
 "  -qmp tcp:HOST:PORT,server=on,wait=off\n"
 "  -qmp stdio                 a QMP monitor (-qmp-pretty: pretty JSON)\n"
@@ -484,20 +494,23 @@ static bool coerce_member(QDict *root, const char *path, const char *type)
     return false;
 }
 
-static BlockdevOptions *blockdev_options_from_keyval(QDict *opts,
-                                                     Error **errp)
+/* A generated visitor, its output pointer cast to void **. */
+typedef bool KeyvalVisitFunc(JsonNode *root, void **out, Error **errp);
+
+/* Visits @opts, converting string members to the JSON types wanted. */
+static void *keyval_visit(QDict *opts, KeyvalVisitFunc *visit, Error **errp)
 {
     g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(),
                                                      opts);
 
     /* Each round converts one member, so the member count bounds it. */
     for (;;) {
-        BlockdevOptions *bo = NULL;
+        void *out = NULL;
         Error *err = NULL;
         char path[256], type[32];
 
-        if (visit_type_BlockdevOptions(root, &bo, &err)) {
-            return bo;
+        if (visit(root, &out, &err)) {
+            return out;
         }
         if (sscanf(error_get_pretty(err), "Invalid parameter type for "
                    "'%255[^']', expected: %31s", path, type) != 2 ||
@@ -507,6 +520,23 @@ static BlockdevOptions *blockdev_options_from_keyval(QDict *opts,
         }
         error_free(err);
     }
+}
+
+static bool visit_blockdev_options(JsonNode *root, void **out, Error **errp)
+{
+    return visit_type_BlockdevOptions(root, (BlockdevOptions **)out, errp);
+}
+
+static bool visit_export_options(JsonNode *root, void **out, Error **errp)
+{
+    return visit_type_BlockExportOptions(root, (BlockExportOptions **)out,
+                                         errp);
+}
+
+static BlockdevOptions *blockdev_options_from_keyval(QDict *opts,
+                                                     Error **errp)
+{
+    return keyval_visit(opts, visit_blockdev_options, errp);
 }
 
 static bool add_blockdev(const char *arg, Error **errp)
@@ -552,6 +582,74 @@ static bool add_device(const char *arg, Error **errp)
     g_autoptr(QDict) opts = keyval_parse(arg, "driver", errp);
 
     return opts && virtio_blk_device_add(opts, errp);
+}
+
+/* --- NBD --- */
+
+/* Only the TLS keys may be left once addr and max-connections are taken. */
+static bool nbd_server_check_keys(QDict *opts, Error **errp)
+{
+    g_autoptr(GList) keys = json_object_get_members(opts);
+
+    for (GList *l = keys; l; l = l->next) {
+        if (strcmp(l->data, "tls-creds") && strcmp(l->data, "tls-authz")) {
+            error_setg(errp, "Parameter '%s' is unexpected", (char *)l->data);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* --nbd-server: qemu-storage-daemon's keys (addr.*, tls-*, max-connections). */
+static bool add_nbd_server(const char *arg, Error **errp)
+{
+    g_autoptr(QDict) opts = keyval_parse(arg, NULL, errp);
+    g_autoptr(SocketAddress) addr = NULL;
+    const char *max_str;
+    uint64_t max_connections = 0;
+    QDict *addr_dict;
+
+    if (!opts) {
+        return false;
+    }
+    addr_dict = qdict_get_qdict(opts, "addr");
+    if (!addr_dict) {
+        error_setg(errp, "Parameter 'addr' is missing");
+        return false;
+    }
+    addr = socket_address_from_qdict(addr_dict, errp);
+    if (!addr) {
+        return false;
+    }
+    max_str = qdict_get_try_str(opts, "max-connections");
+    if (max_str && (qemu_strtou64(max_str, NULL, 10, &max_connections) < 0 ||
+                    max_connections > UINT32_MAX)) {
+        error_setg(errp, "Parameter 'max-connections' expects uint32_t");
+        return false;
+    }
+    qdict_del(opts, "addr");
+    qdict_del(opts, "max-connections");
+    if (!nbd_server_check_keys(opts, errp)) {
+        return false;
+    }
+    return nbd_server_start(addr, qdict_get_try_str(opts, "tls-creds"),
+                            qdict_get_try_str(opts, "tls-authz"),
+                            max_connections, errp);
+}
+
+/* --export: the options of QMP block-export-add as dotted keys. */
+static bool add_export(const char *arg, Error **errp)
+{
+    g_autoptr(QDict) opts = keyval_parse(arg, NULL, errp);
+    BlockExportOptions *eo;
+    bool ok;
+
+    if (!opts || !(eo = keyval_visit(opts, visit_export_options, errp))) {
+        return false;
+    }
+    ok = blk_exp_add(eo, errp);
+    qapi_free_BlockExportOptions(eo);
+    return ok;
 }
 
 /* --- process set-up --- */
@@ -644,6 +742,8 @@ static bool write_pidfile(const char *path, Error **errp)
 static void G_NORETURN fail(const Opt *o, Error *err)
 {
     monitor_cleanup();
+    /* An NBD server started earlier on the command line removes its socket. */
+    blockdev_nbd_close_all_for_exit();
     if (pidfile_written) {
         unlink(pidfile);
     }
@@ -692,6 +792,12 @@ static void run_phase(GArray *opts, unsigned kinds)
             break;
         case OPT_DEVICE:
             ok = add_device(o->arg, &err);
+            break;
+        case OPT_NBD_SERVER:
+            ok = add_nbd_server(o->arg, &err);
+            break;
+        case OPT_EXPORT:
+            ok = add_export(o->arg, &err);
             break;
         case OPT_QMP:
         case OPT_QMP_PRETTY:
@@ -769,6 +875,8 @@ int main(int argc, char **argv)
     run_phase(opts, PHASE(OPT_CHARDEV));
     run_phase(opts, PHASE(OPT_BLOCKDEV) | PHASE(OPT_DRIVE));
     run_phase(opts, PHASE(OPT_DEVICE));
+    run_phase(opts, PHASE(OPT_NBD_SERVER));
+    run_phase(opts, PHASE(OPT_EXPORT));
     if (pidfile) {
         Error *err = NULL;
 
@@ -787,6 +895,8 @@ int main(int argc, char **argv)
 
     /* Answer what is pending, stop listening, then close the images. */
     monitor_cleanup();
+    /* Exports hold node references: they must be gone before nodes close. */
+    blockdev_nbd_close_all_for_exit();
     blockdev_close_all_for_exit();
     if (pidfile) {
         unlink(pidfile);
