@@ -15,6 +15,7 @@ struct BlockBackend {
     int refcnt;
     BdrvChild *root;
     bool allow_write_beyond_eof;
+    bool disable_write_cache;   /* writethrough: every write is FUA */
     unsigned in_flight;         /* requests issued through this backend */
     QTAILQ_ENTRY(BlockBackend) monitor_link;
 };
@@ -180,6 +181,16 @@ BlockBackend *blk_next(BlockBackend *blk)
                : QTAILQ_FIRST(&monitor_block_backends);
 }
 
+void blk_set_enable_write_cache(BlockBackend *blk, bool wce)
+{
+    blk->disable_write_cache = !wce;
+}
+
+bool blk_enable_write_cache(BlockBackend *blk)
+{
+    return !blk->disable_write_cache;
+}
+
 void blk_set_allow_write_beyond_eof(BlockBackend *blk, bool allow)
 {
     blk->allow_write_beyond_eof = allow;
@@ -279,6 +290,9 @@ int coroutine_fn blk_co_pwritev(BlockBackend *blk, int64_t offset,
 
     if (ret < 0) {
         return ret;
+    }
+    if (blk->disable_write_cache) {
+        flags |= BDRV_REQ_FUA;
     }
     blk->in_flight++;
     if (flags & BDRV_REQ_ZERO_WRITE) {

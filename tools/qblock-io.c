@@ -16,7 +16,12 @@
 
 #define PROMPT "qemu-io> "
 /* As in qemu-io, discards reach the image unless -d ignore says not to. */
-#define QEMUIO_DEFAULT_FLAGS (BDRV_O_RDWR | BDRV_O_UNMAP)
+/*
+ * Not a block layer flag: the tool's "write cache off" (writethrough and
+ * directsync), qemu-io's default, applied to the BlockBackend after open.
+ */
+#define QEMUIO_O_WRITETHROUGH (1 << 30)
+#define QEMUIO_DEFAULT_FLAGS (BDRV_O_RDWR | BDRV_O_UNMAP | QEMUIO_O_WRITETHROUGH)
 
 static const char *progname;
 static BlockBackend *qemuio_blk;
@@ -31,10 +36,16 @@ static struct {
 
 /* --- option values shared by the command line and "open" --- */
 
-/* cache=MODE as open flags: direct (NOCACHE) and no-flush (NO_FLUSH). */
+/*
+ * cache=MODE as open flags: direct (NOCACHE), no-flush (NO_FLUSH) and the
+ * write cache switch (QEMUIO_O_WRITETHROUGH).
+ */
 static bool parse_cache_mode(const char *mode, int *flags)
 {
-    *flags &= ~(BDRV_O_NOCACHE | BDRV_O_NO_FLUSH);
+    *flags &= ~(BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | QEMUIO_O_WRITETHROUGH);
+    if (!strcmp(mode, "writethrough") || !strcmp(mode, "directsync")) {
+        *flags |= QEMUIO_O_WRITETHROUGH;
+    }
     if (!strcmp(mode, "none") || !strcmp(mode, "off") ||
         !strcmp(mode, "directsync")) {
         *flags |= BDRV_O_NOCACHE;
@@ -107,13 +118,15 @@ static int open_image(const char *name, QDict *opts, int flags,
     }
     /* blk_new_open() consumes and edits @opts: keep them for "reopen". */
     opened.opts_json = opts ? qdict_to_json(opts, false) : NULL;
-    qemuio_blk = blk_new_open(name, NULL, opts, flags, &err);
+    qemuio_blk = blk_new_open(name, NULL, opts,
+                              flags & ~QEMUIO_O_WRITETHROUGH, &err);
     if (!qemuio_blk) {
         error_reportf_err(err, "can't open%s%s: ", name ? " device " : "",
                           name ? name : "");
         forget_open_params();
         return -EINVAL;
     }
+    blk_set_enable_write_cache(qemuio_blk, !(flags & QEMUIO_O_WRITETHROUGH));
     opened.name = g_strdup(name);
     opened.flags = flags;
     return 0;

@@ -33,6 +33,14 @@ BlockBackend *blk_by_name(const char *name);
 /* Iterates over named BlockBackends. */
 BlockBackend *blk_next(BlockBackend *blk);
 
+/*
+ * With the write cache disabled (cache=writethrough/directsync), every
+ * write is FUA: it is on stable storage when it completes.  Enabled by
+ * default.
+ */
+void blk_set_enable_write_cache(BlockBackend *blk, bool wce);
+bool blk_enable_write_cache(BlockBackend *blk);
+
 /* Writes past the end grow the image (used when creating images). */
 void blk_set_allow_write_beyond_eof(BlockBackend *blk, bool allow);
 bool blk_is_read_only(BlockBackend *blk);
