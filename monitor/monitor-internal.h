@@ -21,6 +21,12 @@ struct Monitor {
      * the command it is running and frees the monitor.
      */
     bool closed;
+    /*
+     * The input reached end of file (a script on stdin, a client that
+     * shut down its sending side): requests already received are still
+     * answered, then the session closes once its output is written.
+     */
+    bool input_eof;
     bool reading;               /* the read handler is registered */
     bool writing;               /* the write handler is registered */
     QJsonStreamer *streamer;

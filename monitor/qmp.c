@@ -55,7 +55,7 @@ static void monitor_qmp_close(Monitor *mon);
 static void monitor_qmp_update_handlers(Monitor *mon)
 {
     AioContext *ctx = qemu_get_aio_context();
-    bool want_read = !mon->closed && mon->in_fd >= 0 &&
+    bool want_read = !mon->closed && !mon->input_eof && mon->in_fd >= 0 &&
         g_queue_get_length(&mon->requests) < QMP_REQ_QUEUE_MAX &&
         mon->outbuf->len < QMP_OUTBUF_MAX;
     bool want_write = !mon->closed && mon->out_fd >= 0 &&
@@ -82,6 +82,11 @@ static void monitor_qmp_update_handlers(Monitor *mon)
     }
 }
 
+bool monitor_qmp_busy(Monitor *mon)
+{
+    return mon->co_busy || !g_queue_is_empty(&mon->requests);
+}
+
 /* Writes as much of the output buffer as the peer takes now. */
 static void monitor_qmp_flush(Monitor *mon)
 {
@@ -99,6 +104,10 @@ static void monitor_qmp_flush(Monitor *mon)
             monitor_qmp_close(mon);
             return;
         }
+    }
+    if (mon->input_eof && mon->outbuf->len == 0 && !monitor_qmp_busy(mon)) {
+        monitor_qmp_close(mon);
+        return;
     }
     monitor_qmp_update_handlers(mon);
 }
@@ -163,16 +172,17 @@ static void monitor_qmp_read(void *opaque)
                   errno == EINTR)) {
         return;
     }
-    if (n <= 0) {
+    if (n < 0) {
         monitor_qmp_close(mon);
         return;
     }
+    if (n == 0) {
+        /* Answer what was received before closing (see input_eof). */
+        mon->input_eof = true;
+        monitor_qmp_flush(mon);
+        return;
+    }
     monitor_qmp_feed(mon, buf, n);
-}
-
-bool monitor_qmp_busy(Monitor *mon)
-{
-    return mon->co_busy || !g_queue_is_empty(&mon->requests);
 }
 
 /* --- dispatch --- */
@@ -330,6 +340,13 @@ static void coroutine_fn monitor_qmp_dispatcher(void *opaque)
         JsonNode *resp;
 
         if (!r) {
+            if (mon->input_eof) {
+                /* Closes now, or once the write handler drains output. */
+                monitor_qmp_flush(mon);
+                if (mon->closed) {
+                    break;
+                }
+            }
             mon->co_waiting = true;
             qemu_coroutine_yield();
             continue;
