@@ -47,12 +47,24 @@ bool nbd_server_start(const SocketAddress *addr, const char *tls_creds,
         error_setg(errp, "NBD server already running");
         return false;
     }
-    if (tls_creds || tls_authz) {
-        error_setg(errp, "TLS is not supported yet: 'tls-creds' and "
-                   "'tls-authz' cannot be used");
+    QCryptoTLSCreds *creds = NULL;
+
+    if (tls_authz) {
+        error_setg(errp, "'tls-authz' is not supported");
         return false;
     }
+    if (tls_creds) {
+        creds = qcrypto_tls_creds_find(tls_creds,
+                                       QCRYPTO_TLS_CREDS_ENDPOINT_SERVER,
+                                       errp);
+        if (!creds) {
+            return false;
+        }
+    }
     nbd_server = nbd_server_new(addr, max_connections, errp);
+    if (nbd_server) {
+        nbd_server_set_tls_creds(nbd_server, creds);
+    }
     return nbd_server != NULL;
 }
 

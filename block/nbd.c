@@ -49,6 +49,9 @@ typedef struct BDRVNBDState {
     int64_t reconnect_delay_ns;
 
     QemuCoSocket sock;
+    QCryptoTLSCreds *tls_creds;     /* reference; NULL: plain */
+    char *tls_hostname;
+    QCryptoTLSSession *tls;         /* layered over sock; freed after it */
     NBDExportInfo info;
     bool connected;
     bool closing;
@@ -210,18 +213,24 @@ static int coroutine_fn nbd_co_connect(BlockDriverState *bs, Error **errp)
     BDRVNBDState *s = bs->opaque;
     uint64_t old_size = s->info.size;
     bool reconnect = s->info.name != NULL;
+    NBDClientTLS tls = { s->tls_creds, s->tls_hostname, NULL };
     int fd = socket_connect(s->saddr, errp);
+    int ret;
 
     if (fd < 0) {
         return -1;
     }
+    /* The previous connection's socket is closed: drop its session. */
+    g_clear_pointer(&s->tls, qcrypto_tls_session_free);
     qemu_co_sock_init(&s->sock, fd);
     nbd_export_info_clear(&s->info);
     s->info.name = g_strdup(s->export);
     s->info.structured_reply = true;
     s->info.request_sizes = true;
     s->info.meta_context = g_strdup(NBD_META_BASE_ALLOCATION);
-    if (nbd_receive_negotiate(&s->sock, &s->info, errp) < 0) {
+    ret = nbd_receive_negotiate(&s->sock, &tls, &s->info, errp);
+    s->tls = tls.session;
+    if (ret < 0) {
         goto fail;
     }
     if (reconnect && s->info.size != old_size) {
@@ -237,6 +246,7 @@ static int coroutine_fn nbd_co_connect(BlockDriverState *bs, Error **errp)
 
 fail:
     qemu_co_sock_close(&s->sock);
+    g_clear_pointer(&s->tls, qcrypto_tls_session_free);
     return -1;
 }
 
@@ -692,6 +702,9 @@ static void nbd_free_state(BDRVNBDState *s)
     nbd_export_info_clear(&s->info);
     qapi_free_SocketAddress(s->saddr);
     g_free(s->export);
+    g_clear_pointer(&s->tls, qcrypto_tls_session_free);
+    qcrypto_tls_creds_unref(s->tls_creds);
+    g_free(s->tls_hostname);
 }
 
 static int nbd_open(BlockDriverState *bs, QDict *options, int flags,
@@ -700,6 +713,8 @@ static int nbd_open(BlockDriverState *bs, QDict *options, int flags,
     BDRVNBDState *s = bs->opaque;
     QDict *server = qdict_get_qdict(options, "server");
     const char *export = qdict_get_try_str(options, "export");
+    const char *tls_creds = qdict_get_try_str(options, "tls-creds");
+    const char *tls_hostname = qdict_get_try_str(options, "tls-hostname");
     int64_t delay;
     NBDOpenCo c = { .bs = bs, .errp = errp };
 
@@ -714,9 +729,25 @@ static int nbd_open(BlockDriverState *bs, QDict *options, int flags,
         error_setg(errp, "reconnect-delay must be between 0 and 3600");
         return -EINVAL;
     }
+    if (tls_creds) {
+        QCryptoTLSCreds *creds = qcrypto_tls_creds_find(
+            tls_creds, QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, errp);
+
+        if (!creds) {
+            return -EINVAL;
+        }
+        s->tls_creds = qcrypto_tls_creds_ref(creds);
+    }
     s->saddr = socket_address_from_qdict(server, errp);
     if (!s->saddr) {
+        nbd_free_state(s);
         return -EINVAL;
+    }
+    /* Certificates name hosts: default to the one we connect to. */
+    if (s->tls_creds) {
+        s->tls_hostname = g_strdup(tls_hostname ? tls_hostname :
+                                   s->saddr->type == SOCKET_ADDRESS_TYPE_INET ?
+                                   s->saddr->u.inet.host : NULL);
     }
     s->export = g_strdup(export ? export : "");
     s->reconnect_delay_ns = delay * NANOSECONDS_PER_SECOND;
@@ -809,7 +840,7 @@ static int64_t nbd_getlength(BlockDriverState *bs)
 }
 
 static const char *const nbd_runtime_opts[] = {
-    "server", "export", "reconnect-delay", NULL,
+    "server", "export", "reconnect-delay", "tls-creds", "tls-hostname", NULL,
 };
 
 #define NBD_DRIVER_COMMON                                       \

@@ -325,8 +325,46 @@ static int coroutine_fn nbd_opt_export_name(QemuCoSocket *sock,
     return 0;
 }
 
-/* Reads the greeting and sends our flags; *fixed and *no_zeroes report them. */
-static int coroutine_fn nbd_start_negotiate(QemuCoSocket *sock, bool *fixed,
+/*
+ * NBD_OPT_STARTTLS and the TLS handshake; on success tls->session is
+ * layered over @sock.
+ */
+static int coroutine_fn nbd_starttls(QemuCoSocket *sock, NBDClientTLS *tls,
+                                     Error **errp)
+{
+    g_autoptr(QCryptoTLSSession) sess = NULL;
+    NBDOptReply rep;
+
+    if (nbd_send_option(sock, NBD_OPT_STARTTLS, NULL, 0, errp) < 0 ||
+        nbd_receive_option_reply(sock, NBD_OPT_STARTTLS, &rep, errp) < 0) {
+        return -1;
+    }
+    g_free(rep.data);
+    if (rep.type != NBD_REP_ACK) {
+        if (NBD_REP_IS_ERR(rep.type)) {
+            nbd_option_error(NBD_OPT_STARTTLS, &rep, errp);
+            error_prepend(errp, "Server rejected request to start TLS: ");
+        } else {
+            error_setg(errp, "Unexpected reply type %" PRIu32 " (%s) to "
+                       "NBD_OPT_STARTTLS", rep.type,
+                       nbd_rep_lookup(rep.type));
+        }
+        return -1;
+    }
+    sess = qcrypto_tls_session_new(tls->creds, tls->hostname, errp);
+    if (!sess || qcrypto_tls_session_handshake(sess, sock, errp) < 0) {
+        return -1;
+    }
+    tls->session = g_steal_pointer(&sess);
+    return 0;
+}
+
+/*
+ * Reads the greeting and sends our flags; *fixed and *no_zeroes report
+ * them.  With @tls credentials, TLS is started before returning.
+ */
+static int coroutine_fn nbd_start_negotiate(QemuCoSocket *sock,
+                                            NBDClientTLS *tls, bool *fixed,
                                             bool *no_zeroes, Error **errp)
 {
     uint8_t buf[18];
@@ -362,10 +400,17 @@ static int coroutine_fn nbd_start_negotiate(QemuCoSocket *sock, bool *fixed,
         error_prepend(errp, "Failed to send client flags: ");
         return -1;
     }
+    if (tls && tls->creds) {
+        if (!*fixed) {
+            error_setg(errp, "Server does not support STARTTLS");
+            return -1;
+        }
+        return nbd_starttls(sock, tls, errp);
+    }
     return 0;
 }
 
-int coroutine_fn nbd_receive_negotiate(QemuCoSocket *sock,
+int coroutine_fn nbd_receive_negotiate(QemuCoSocket *sock, NBDClientTLS *tls,
                                        NBDExportInfo *info, Error **errp)
 {
     bool fixed, no_zeroes;
@@ -375,7 +420,7 @@ int coroutine_fn nbd_receive_negotiate(QemuCoSocket *sock,
         info->name = g_strdup("");
     }
     info->meta_selected = false;
-    if (nbd_start_negotiate(sock, &fixed, &no_zeroes, errp) < 0) {
+    if (nbd_start_negotiate(sock, tls, &fixed, &no_zeroes, errp) < 0) {
         return -1;
     }
     if (!fixed) {
@@ -411,6 +456,7 @@ int coroutine_fn nbd_receive_negotiate(QemuCoSocket *sock,
 }
 
 int coroutine_fn nbd_receive_export_list(QemuCoSocket *sock,
+                                         NBDClientTLS *tls,
                                          NBDExportInfo **list, Error **errp)
 {
     g_autoptr(GArray) exports = g_array_new(false, true,
@@ -420,7 +466,7 @@ int coroutine_fn nbd_receive_export_list(QemuCoSocket *sock,
     int ret;
 
     *list = NULL;
-    if (nbd_start_negotiate(sock, &fixed, &no_zeroes, errp) < 0) {
+    if (nbd_start_negotiate(sock, tls, &fixed, &no_zeroes, errp) < 0) {
         return -1;
     }
     if (!fixed) {

@@ -74,6 +74,7 @@ struct NBDClient {
     NBDServer *srv;
     NBDExport *exp;             /* set when transmission starts */
     QemuCoSocket sock;
+    QCryptoTLSSession *tls;     /* layered over sock after STARTTLS */
     QEMUTimer *handshake_timer;
     bool structured_reply;
     bool no_zeroes;
@@ -92,6 +93,7 @@ struct NBDServer {
     QemuSocketListener *listener;
     int max_connections;
     int64_t handshake_timeout_ns;
+    QCryptoTLSCreds *tls_creds; /* reference; set: clients must use TLS */
     unsigned n_clients;
     QTAILQ_HEAD(, NBDExport) exports;
     QTAILQ_HEAD(, NBDClient) clients;
@@ -496,7 +498,9 @@ static int coroutine_fn nbd_opt_list(NBDClient *client, uint32_t len,
 
         nbd_put32(buf, nlen);
         memcpy(buf + 4, exp->name, nlen);
-        memcpy(buf + 4 + nlen, exp->description, dlen);
+        if (dlen) {
+            memcpy(buf + 4 + nlen, exp->description, dlen);
+        }
         if (nbd_send_rep(client, NBD_OPT_LIST, NBD_REP_SERVER, buf,
                          4 + nlen + dlen, errp) < 0) {
             return -1;
@@ -723,6 +727,42 @@ static int coroutine_fn nbd_opt_export_name(NBDClient *client,
 }
 
 /*
+ * NBD_OPT_STARTTLS: acknowledges, runs the TLS handshake and layers the
+ * session over the socket.  1 to continue negotiating, -1 to disconnect.
+ */
+static int coroutine_fn nbd_opt_starttls(NBDClient *client, uint32_t len,
+                                         Error **errp)
+{
+    g_autoptr(QCryptoTLSSession) sess = NULL;
+
+    if (!client->srv->tls_creds) {
+        return nbd_send_rep_err(client, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY,
+                                errp, "TLS not configured") < 0 ? -1 : 1;
+    }
+    if (client->tls) {
+        return nbd_send_rep_err(client, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID,
+                                errp, "TLS already enabled") < 0 ? -1 : 1;
+    }
+    if (len) {
+        return nbd_send_rep_err(client, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID,
+                                errp, "OPT_STARTTLS should not have "
+                                "length") < 0 ? -1 : 1;
+    }
+    sess = qcrypto_tls_session_new(client->srv->tls_creds, NULL, errp);
+    if (!sess ||
+        nbd_send_rep(client, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0,
+                     errp) < 0 ||
+        qcrypto_tls_session_handshake(sess, &client->sock, errp) < 0) {
+        return -1;
+    }
+    trace_nbd_server_starttls(client);
+    client->tls = g_steal_pointer(&sess);
+    /* Nothing negotiated in plain text carries over into TLS. */
+    client->structured_reply = false;
+    return 1;
+}
+
+/*
  * Handles one option.  Returns 1 to continue negotiating, 0 when
  * transmission starts, -1 to disconnect.
  */
@@ -732,6 +772,23 @@ static int coroutine_fn nbd_handle_option(NBDClient *client, uint32_t opt,
 {
     NBDOptBuf b = { .p = data, .left = len };
 
+    if (client->srv->tls_creds && !client->tls) {
+        /* Before TLS only STARTTLS and ABORT are served. */
+        switch (opt) {
+        case NBD_OPT_STARTTLS:
+        case NBD_OPT_ABORT:
+            break;
+        case NBD_OPT_EXPORT_NAME:
+            /* No error reply exists for it: the spec says to disconnect. */
+            error_setg(errp, "Option 0x%" PRIx32 " not permitted before TLS",
+                       opt);
+            return -1;
+        default:
+            return nbd_send_rep_err(client, opt, NBD_REP_ERR_TLS_REQD, errp,
+                                    "Option 0x%" PRIx32 " not permitted "
+                                    "before TLS", opt) < 0 ? -1 : 1;
+        }
+    }
     switch (opt) {
     case NBD_OPT_EXPORT_NAME:
         return nbd_opt_export_name(client, data, len, errp);
@@ -742,9 +799,7 @@ static int coroutine_fn nbd_handle_option(NBDClient *client, uint32_t opt,
     case NBD_OPT_LIST:
         return nbd_opt_list(client, len, errp) < 0 ? -1 : 1;
     case NBD_OPT_STARTTLS:
-        /* TLS (GnuTLS x509/PSK) is not configured on this server yet. */
-        return nbd_send_rep_err(client, opt, NBD_REP_ERR_POLICY, errp,
-                                "TLS not configured") < 0 ? -1 : 1;
+        return nbd_opt_starttls(client, len, errp);
     case NBD_OPT_INFO:
     case NBD_OPT_GO:
         return nbd_opt_info_go(client, opt, &b, errp);
@@ -1426,6 +1481,7 @@ static void nbd_client_free(NBDClient *client)
 
     timer_free(client->handshake_timer);
     qemu_co_sock_close(&client->sock);
+    qcrypto_tls_session_free(client->tls);
     nbd_meta_clear(&client->meta);
     QTAILQ_REMOVE(&srv->clients, client, srv_next);
     srv->n_clients--;
@@ -1523,6 +1579,12 @@ void nbd_server_set_handshake_timeout(NBDServer *srv, int64_t ns)
     srv->handshake_timeout_ns = ns;
 }
 
+void nbd_server_set_tls_creds(NBDServer *srv, QCryptoTLSCreds *creds)
+{
+    qcrypto_tls_creds_unref(srv->tls_creds);
+    srv->tls_creds = creds ? qcrypto_tls_creds_ref(creds) : NULL;
+}
+
 void nbd_server_set_client_closed_cb(NBDServer *srv, NBDClientClosedFunc *cb,
                                      void *opaque)
 {
@@ -1554,5 +1616,6 @@ void nbd_server_free(NBDServer *srv)
         nbd_client_close(client);
     }
     AIO_WAIT_WHILE(srv->n_clients > 0);
+    qcrypto_tls_creds_unref(srv->tls_creds);
     g_free(srv);
 }

@@ -4,8 +4,8 @@
 set -e
 
 BUILD_PKGS="meson ninja-build pkg-config gcc libglib2.0-dev libjson-glib-dev \
-zlib1g-dev libaio-dev liburing-dev python3"
-TEST_PKGS="qemu-utils qemu-system-x86 libnbd-bin nbdkit"
+zlib1g-dev libaio-dev liburing-dev libgnutls28-dev python3"
+TEST_PKGS="qemu-utils qemu-system-x86 libnbd-bin nbdkit gnutls-bin"
 
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS; do

@@ -27,7 +27,7 @@ typedef enum OptKind {
     OPT_DRIVE, OPT_BLOCKDEV, OPT_QMP, OPT_QMP_PRETTY, OPT_CHARDEV, OPT_MON,
     OPT_MONITOR, OPT_TRACE, OPT_PIDFILE, OPT_DAEMONIZE, OPT_DEVICE,
     OPT_IGNORED, OPT_IGNORED_FLAG, OPT_NONE_ONLY, OPT_HELP, OPT_VERSION,
-    OPT_NBD_SERVER, OPT_EXPORT,
+    OPT_NBD_SERVER, OPT_EXPORT, OPT_OBJECT,
 } OptKind;
 
 typedef struct OptDesc {
@@ -51,6 +51,7 @@ static const OptDesc opt_descs[] = {
     { "device", OPT_DEVICE, true },
     { "nbd-server", OPT_NBD_SERVER, true },
     { "export", OPT_EXPORT, true },
+    { "object", OPT_OBJECT, true },
     /* Emulator options: accepted, ignored (no guest CPU). */
     { "machine", OPT_IGNORED, true },
     { "M", OPT_IGNORED, true },
@@ -108,6 +109,12 @@ static void usage(void)
 "  --export type=nbd,id=ID,node-name=NODE[,name=NAME][,writable=on]\n"
 "           [,description=TEXT][,allocation-depth=on]\n"
 "                             export a node over the NBD server\n"
+"  --object tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client]\n"
+"           [,verify-peer=on|off]\n"
+"  --object tls-creds-psk,id=ID,dir=DIR[,endpoint=server|client]\n"
+"           [,username=NAME]\n"
+"                             TLS credentials for the NBD server\n"
+"                             (--nbd-server tls-creds=ID) or NBD nodes\n"
 "  -qmp unix:PATH,server=on,wait=off\n"
 "  -qmp tcp:HOST:PORT,server=on,wait=off\n"
 "  -qmp stdio                 a QMP monitor (-qmp-pretty: pretty JSON)\n"
@@ -799,6 +806,9 @@ static void run_phase(GArray *opts, unsigned kinds)
         case OPT_EXPORT:
             ok = add_export(o->arg, &err);
             break;
+        case OPT_OBJECT:
+            ok = qcrypto_tls_creds_object_add(o->arg, &err);
+            break;
         case OPT_QMP:
         case OPT_QMP_PRETTY:
             ok = add_qmp(o->arg, o->desc->kind == OPT_QMP_PRETTY, &err);
@@ -872,6 +882,8 @@ int main(int argc, char **argv)
      * that can connect finds every node in place.
      */
     run_phase(opts, PHASE(OPT_TRACE) | PHASE(OPT_NONE_ONLY));
+    /* Objects first: nodes and the NBD server refer to them by id. */
+    run_phase(opts, PHASE(OPT_OBJECT));
     run_phase(opts, PHASE(OPT_CHARDEV));
     run_phase(opts, PHASE(OPT_BLOCKDEV) | PHASE(OPT_DRIVE));
     run_phase(opts, PHASE(OPT_DEVICE));
@@ -898,6 +910,7 @@ int main(int argc, char **argv)
     /* Exports hold node references: they must be gone before nodes close. */
     blockdev_nbd_close_all_for_exit();
     blockdev_close_all_for_exit();
+    qcrypto_tls_creds_object_del_all();
     if (pidfile) {
         unlink(pidfile);
         g_free(pidfile);

@@ -53,7 +53,12 @@ static void usage(void)
 "  -f, --format=FORMAT       set image format (raw, qcow2, ...)\n"
 "  -r, --read-only           export read-only\n"
 "\n"
-"TLS (--tls-creds) is not supported yet.\n",
+"TLS:\n"
+"  --object tls-creds-x509,id=ID,dir=DIR,endpoint=server|client[,verify-peer=on|off]\n"
+"  --object tls-creds-psk,id=ID,dir=DIR,endpoint=server|client[,username=NAME]\n"
+"                            define TLS credentials (see docs/nbd.md)\n"
+"  --tls-creds=ID            use id of an earlier --object to provide TLS\n"
+"  --tls-hostname=HOSTNAME   override hostname used to check x509 certificate\n",
            progname, progname, NBD_DEFAULT_PORT);
 }
 
@@ -67,6 +72,7 @@ static int usage_error(void)
 
 typedef struct ListCo {
     SocketAddress *addr;
+    NBDClientTLS tls;
     int ret;
 } ListCo;
 
@@ -108,8 +114,9 @@ static void coroutine_fn list_exports_co(void *opaque)
         return;
     }
     qemu_co_sock_init(&sock, fd);
-    n = nbd_receive_export_list(&sock, &list, &local_err);
+    n = nbd_receive_export_list(&sock, &c->tls, &list, &local_err);
     qemu_co_sock_close(&sock);
+    g_clear_pointer(&c->tls.session, qcrypto_tls_session_free);
     if (n < 0) {
         error_report_err(local_err);
         c->ret = 1;
@@ -123,9 +130,11 @@ static void coroutine_fn list_exports_co(void *opaque)
     c->ret = 0;
 }
 
-static int list_exports(SocketAddress *addr)
+static int list_exports(SocketAddress *addr, QCryptoTLSCreds *creds,
+                        const char *hostname)
 {
-    ListCo c = { .addr = addr, .ret = -EINPROGRESS };
+    ListCo c = { .addr = addr, .tls = { creds, hostname, NULL },
+                 .ret = -EINPROGRESS };
 
     qemu_coroutine_enter(qemu_coroutine_create(list_exports_co, &c));
     AIO_WAIT_WHILE(c.ret == -EINPROGRESS);
@@ -288,7 +297,8 @@ static void fork_ready(int fd)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_FORK = 256, OPT_PID_FILE };
+    enum { OPT_FORK = 256, OPT_PID_FILE, OPT_OBJECT, OPT_TLS_CREDS,
+           OPT_TLS_HOSTNAME };
     static const struct option long_options[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -307,11 +317,16 @@ int main(int argc, char **argv)
         { "read-only", no_argument, NULL, 'r' },
         { "fork", no_argument, NULL, OPT_FORK },
         { "pid-file", required_argument, NULL, OPT_PID_FILE },
+        { "object", required_argument, NULL, OPT_OBJECT },
+        { "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+        { "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
         { NULL, 0, NULL, 0 },
     };
     const char *port = NULL, *bindto = NULL, *sockpath = NULL;
     const char *export_name = NULL, *description = NULL, *format = NULL;
     const char *bitmap = NULL, *pid_file = NULL;
+    const char *tls_creds_id = NULL, *tls_hostname = NULL;
+    QCryptoTLSCreds *tls_creds = NULL;
     bool list = false, readonly = false, alloc_depth = false;
     bool do_fork = false, device_opts = false;
     ServeState st = { 0 };
@@ -413,6 +428,18 @@ int main(int argc, char **argv)
         case OPT_PID_FILE:
             pid_file = optarg;
             break;
+        case OPT_OBJECT:
+            if (!qcrypto_tls_creds_object_add(optarg, &local_err)) {
+                error_report_err(local_err);
+                return EXIT_FAILURE;
+            }
+            break;
+        case OPT_TLS_CREDS:
+            tls_creds_id = optarg;
+            break;
+        case OPT_TLS_HOSTNAME:
+            tls_hostname = optarg;
+            break;
         default:
             return usage_error();
         }
@@ -432,6 +459,22 @@ int main(int argc, char **argv)
         error_report("Invalid number of arguments");
         return usage_error();
     }
+    if (tls_hostname && !(list && tls_creds_id)) {
+        error_report("--tls-hostname is only permitted with --list and "
+                     "--tls-creds");
+        return EXIT_FAILURE;
+    }
+    if (tls_creds_id) {
+        tls_creds = qcrypto_tls_creds_find(tls_creds_id,
+                                           list ?
+                                           QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT :
+                                           QCRYPTO_TLS_CREDS_ENDPOINT_SERVER,
+                                           &local_err);
+        if (!tls_creds) {
+            error_reportf_err(local_err, "Failed to get TLS creds: ");
+            return EXIT_FAILURE;
+        }
+    }
     if (sockpath && (port || bindto)) {
         error_report("-k is incompatible with -p and -b");
         return EXIT_FAILURE;
@@ -448,7 +491,12 @@ int main(int argc, char **argv)
 
     if (list) {
         bdrv_init();
-        return list_exports(addr);
+        ret = list_exports(addr, tls_creds,
+                           tls_hostname ? tls_hostname :
+                           addr->type == SOCKET_ADDRESS_TYPE_INET ?
+                           addr->u.inet.host : NULL);
+        qcrypto_tls_creds_object_del_all();
+        return ret;
     }
 
     if (do_fork) {
@@ -472,6 +520,7 @@ int main(int argc, char **argv)
         error_report_err(local_err);
         goto out;
     }
+    nbd_server_set_tls_creds(st.srv, tls_creds);
     exp = nbd_export_new(st.srv, blk_bs(blk), export_name, description,
                          !readonly, alloc_depth, &local_err);
     if (!exp || (bitmap &&
@@ -505,5 +554,6 @@ out:
     if (pid_file && ret == EXIT_SUCCESS) {
         unlink(pid_file);
     }
+    qcrypto_tls_creds_object_del_all();
     return ret;
 }

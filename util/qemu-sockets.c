@@ -413,6 +413,20 @@ static void coroutine_fn qemu_co_sock_wait(QemuCoSocket *s, bool write)
     qemu_coroutine_yield();
 }
 
+void coroutine_fn qemu_co_sock_wait_fd(QemuCoSocket *s, bool write)
+{
+    if (!s->shut) {
+        qemu_co_sock_wait(s, write);
+    }
+}
+
+void qemu_co_sock_set_layer(QemuCoSocket *s, const QemuCoSocketLayer *layer,
+                            void *opaque)
+{
+    s->layer = layer;
+    s->layer_opaque = opaque;
+}
+
 void qemu_co_sock_init(QemuCoSocket *s, int fd)
 {
     memset(s, 0, sizeof(*s));
@@ -445,7 +459,11 @@ static int coroutine_fn qemu_co_sock_readv_count(QemuCoSocket *s,
             error_setg(errp, "Connection shut down");
             return -1;
         }
-        n = readv(s->fd, cur, MIN(left, IOV_MAX));
+        if (s->layer) {
+            n = s->layer->read(s->layer_opaque, cur->iov_base, cur->iov_len);
+        } else {
+            n = readv(s->fd, cur, MIN(left, IOV_MAX));
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -531,7 +549,12 @@ int coroutine_fn qemu_co_sock_writev_all(QemuCoSocket *s,
             error_setg(errp, "Connection shut down");
             return -1;
         }
-        n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+        if (s->layer) {
+            n = s->layer->write(s->layer_opaque, cur->iov_base,
+                                cur->iov_len);
+        } else {
+            n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -13,6 +13,7 @@
 #include "qemu/error.h"
 #include "qemu/sockets.h"
 #include "block/block.h"
+#include "crypto/tls-creds.h"
 
 /* ---- Handshake ------------------------------------------------------ */
 
@@ -254,12 +255,24 @@ typedef struct NBDExportInfo {
 void nbd_export_info_clear(NBDExportInfo *info);
 
 /*
+ * TLS for a client handshake (NULL or no @creds: plain).  With client-
+ * endpoint @creds, NBD_OPT_STARTTLS is negotiated first; @session then
+ * receives the session layered over the socket, which the caller frees
+ * with qcrypto_tls_session_free() after closing the socket.
+ */
+typedef struct NBDClientTLS {
+    QCryptoTLSCreds *creds;
+    const char *hostname;       /* checked against the certificate */
+    QCryptoTLSSession *session; /* out */
+} NBDClientTLS;
+
+/*
  * Performs the handshake on a connected socket and enters transmission
  * for info->name: NBD_OPT_GO (falling back to NBD_OPT_EXPORT_NAME for
  * servers without it), with structured replies and the meta context when
  * asked for.  Returns 0 or -1 with @errp.
  */
-int coroutine_fn nbd_receive_negotiate(QemuCoSocket *sock,
+int coroutine_fn nbd_receive_negotiate(QemuCoSocket *sock, NBDClientTLS *tls,
                                        NBDExportInfo *info, Error **errp);
 
 /*
@@ -269,6 +282,7 @@ int coroutine_fn nbd_receive_negotiate(QemuCoSocket *sock,
  * g_new array to free with nbd_free_export_list) or -1 with @errp.
  */
 int coroutine_fn nbd_receive_export_list(QemuCoSocket *sock,
+                                         NBDClientTLS *tls,
                                          NBDExportInfo **list, Error **errp);
 void nbd_free_export_list(NBDExportInfo *list, int count);
 
@@ -303,6 +317,11 @@ void nbd_server_free(NBDServer *srv);
 /* Clients that do not finish the handshake in time are dropped. */
 #define NBD_DEFAULT_HANDSHAKE_TIMEOUT_NS (10 * NANOSECONDS_PER_SECOND)
 void nbd_server_set_handshake_timeout(NBDServer *srv, int64_t ns);
+/*
+ * With server-endpoint @creds (the server takes a reference), clients
+ * must negotiate NBD_OPT_STARTTLS before anything else; NULL: plain.
+ */
+void nbd_server_set_tls_creds(NBDServer *srv, QCryptoTLSCreds *creds);
 /* @cb runs after each client connection has been torn down. */
 typedef void NBDClientClosedFunc(void *opaque);
 void nbd_server_set_client_closed_cb(NBDServer *srv, NBDClientClosedFunc *cb,

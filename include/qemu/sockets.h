@@ -71,11 +71,25 @@ void qemu_socket_listener_free(QemuSocketListener *l);
  * qemu_co_sock_shutdown() wakes both waiters; their calls then fail, so a
  * connection can be torn down while requests are parked on it.
  */
+/*
+ * An optional layer (TLS) between the coroutine I/O and the fd.  Each
+ * function moves up to @len bytes and returns their count, 0 at
+ * end-of-file (reads), or -1 with errno set (EAGAIN: nothing is buffered;
+ * wait for the fd in the call's own direction, then call again with the
+ * same buffer).  The socket is handed one iovec element at a time.
+ */
+typedef struct QemuCoSocketLayer {
+    ssize_t (*read)(void *opaque, void *buf, size_t len);
+    ssize_t (*write)(void *opaque, const void *buf, size_t len);
+} QemuCoSocketLayer;
+
 typedef struct QemuCoSocket {
     int fd;
     Coroutine *read_co;
     Coroutine *write_co;
     bool shut;
+    const QemuCoSocketLayer *layer;     /* NULL: plain fd I/O */
+    void *layer_opaque;
 } QemuCoSocket;
 
 /* Takes over @fd (made non-blocking). */
@@ -99,6 +113,14 @@ int coroutine_fn qemu_co_sock_writev_all(QemuCoSocket *s,
                                          Error **errp);
 int coroutine_fn qemu_co_sock_write_all(QemuCoSocket *s, const void *buf,
                                         size_t len, Error **errp);
+/* Routes later reads and writes through @layer (NULL: the plain fd). */
+void qemu_co_sock_set_layer(QemuCoSocket *s, const QemuCoSocketLayer *layer,
+                            void *opaque);
+/*
+ * Waits until the fd is readable (or writable) or the socket is shut
+ * down, for layers that drive the fd themselves (TLS handshakes).
+ */
+void coroutine_fn qemu_co_sock_wait_fd(QemuCoSocket *s, bool write);
 /* Shuts the connection down both ways and wakes any waiter. */
 void qemu_co_sock_shutdown(QemuCoSocket *s);
 /* Closes the fd; nobody may be waiting on it. */
