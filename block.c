@@ -776,6 +776,73 @@ int bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing_hd,
     return 0;
 }
 
+/* True if @bs is @target or lies anywhere below it. */
+static bool bdrv_reaches(BlockDriverState *bs, BlockDriverState *target)
+{
+    BdrvChild *c;
+
+    if (bs == target) {
+        return true;
+    }
+    QLIST_FOREACH(c, &bs->children, next) {
+        if (bdrv_reaches(c->bs, target)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether bdrv_replace_node(from, to) moves the parent edge @c. */
+static bool bdrv_replace_moves(BdrvChild *c, BlockDriverState *to)
+{
+    if (c->klass->stay_at_node) {
+        return false;
+    }
+    return !(c->klass->parent_is_bds && c->opaque == to);
+}
+
+int bdrv_replace_node(BlockDriverState *from, BlockDriverState *to,
+                      Error **errp)
+{
+    BdrvChild *c, *next;
+
+    if (from == to) {
+        error_setg(errp, "Cannot replace node '%s' with itself",
+                   from->node_name);
+        return -EINVAL;
+    }
+    /* Checked first so that a failure leaves the graph untouched. */
+    QLIST_FOREACH(c, &from->parents, next_parent) {
+        if (bdrv_replace_moves(c, to) && c->klass->parent_is_bds &&
+            bdrv_reaches(to, c->opaque)) {
+            BlockDriverState *parent = c->opaque;
+
+            error_setg(errp, "Making '%s' a %s child of '%s' would create a "
+                       "cycle", to->node_name, c->name, parent->node_name);
+            return -EINVAL;
+        }
+    }
+    /* No request may see the edge half moved. */
+    bdrv_drain(from);
+    /*
+     * Our own reference keeps @from alive while its last edges leave (its
+     * final unref below closes it if nothing else holds it).
+     */
+    bdrv_ref(from);
+    QLIST_FOREACH_SAFE(c, &from->parents, next_parent, next) {
+        if (!bdrv_replace_moves(c, to)) {
+            continue;
+        }
+        QLIST_REMOVE(c, next_parent);
+        c->bs = to;
+        bdrv_ref(to);
+        QLIST_INSERT_HEAD(&to->parents, c, next_parent);
+        bdrv_unref(from);
+    }
+    bdrv_unref(from);
+    return 0;
+}
+
 char *bdrv_get_full_backing_filename(BlockDriverState *bs, Error **errp)
 {
     if (!bs->backing_file[0]) {

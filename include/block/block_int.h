@@ -41,6 +41,12 @@ struct BdrvChildClass {
     char *(*get_parent_desc)(BdrvChild *c);
     /* Name of the parent (node-name or device name) for the graph dump. */
     const char *(*get_name)(BdrvChild *c);
+    /*
+     * True for parents that must keep using the node they attached to
+     * when a new node is installed above it (a job's internal edges):
+     * bdrv_replace_node() leaves such edges in place.
+     */
+    bool stay_at_node;
 };
 
 /*
@@ -320,6 +326,18 @@ void bdrv_root_unref_child(BdrvChild *child);
 /* Replaces the backing child of @bs (NULL removes it); takes a new ref. */
 int bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *backing_hd,
                         Error **errp);
+/*
+ * Moves every parent edge of @from to @to, except edges whose parent is
+ * @to itself (its backing edge onto @from, when @to is installed as an
+ * overlay) and edges of classes with stay_at_node.  Each moved edge
+ * carries its reference over: it takes one on @to and drops its one on
+ * @from, so the caller's references are unchanged and @from lives on
+ * only if something else (typically @to's backing edge) still holds it.
+ * Fails without changing anything when @to is @from or when a moved
+ * parent node is reachable from @to (the move would create a cycle).
+ */
+int bdrv_replace_node(BlockDriverState *from, BlockDriverState *to,
+                      Error **errp);
 /* Opens bs->backing_file (or options["backing"]) as the backing child. */
 int bdrv_open_backing_file(BlockDriverState *bs, QDict *options,
                            Error **errp);
