@@ -18,6 +18,7 @@
 #include "block/block_int.h"
 #include "block/block-backend.h"
 #include "block/qapi.h"
+#include "block/backup.h"
 #include "sysemu/blockdev.h"
 #include "hw/block/virtio-blk.h"
 #include "qapi/qapi-types.h"
@@ -735,13 +736,208 @@ bool drive_del(const char *id, Error **errp)
 }
 
 /* ------------------------------------------------------------------------
+ * Backup
+ */
+
+/*
+ * The generated DriveBackup and BlockdevBackup start with BackupCommon's
+ * members in the same order (QAPI's base-struct layout), so the common
+ * part can be viewed through a BackupCommon pointer.
+ */
+#define backup_common(arg) ((BackupCommon *)(arg))
+
+/*
+ * Translates the arguments both backup commands share; false with @errp
+ * for QEMU's argument errors.
+ */
+static bool backup_common_opts(BackupCommon *b, BlockDriverState *bs,
+                               BackupJobOptions *opts, Error **errp)
+{
+    memset(opts, 0, sizeof(*opts));
+    if (b->has_speed && b->speed < 0) {
+        /* Before drive-backup creates anything. */
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        return false;
+    }
+    opts->sync = b->sync;
+    opts->speed = b->has_speed ? b->speed : 0;
+    opts->compress = b->has_compress && b->compress;
+    opts->on_source_error = b->has_on_source_error ? b->on_source_error
+                                                   : BLOCKDEV_ON_ERROR_REPORT;
+    opts->on_target_error = b->has_on_target_error ? b->on_target_error
+                                                   : BLOCKDEV_ON_ERROR_REPORT;
+    if (b->has_auto_finalize && !b->auto_finalize) {
+        opts->job_flags |= JOB_MANUAL_FINALIZE;
+    }
+    if (b->has_auto_dismiss && !b->auto_dismiss) {
+        opts->job_flags |= JOB_MANUAL_DISMISS;
+    }
+    if (b->x_perf) {
+        opts->max_workers = b->x_perf->has_max_workers
+                            ? b->x_perf->max_workers : 0;
+        opts->max_chunk = b->x_perf->has_max_chunk ? b->x_perf->max_chunk : 0;
+    }
+    if (b->sync == MIRROR_SYNC_MODE_INCREMENTAL) {
+        if (b->has_bitmap_mode &&
+            b->bitmap_mode != BITMAP_SYNC_MODE_ON_SUCCESS) {
+            error_setg(errp, "Bitmap sync mode must be 'on-success' when "
+                       "using sync mode 'incremental'");
+            return false;
+        }
+        b->has_bitmap_mode = true;
+        b->bitmap_mode = BITMAP_SYNC_MODE_ON_SUCCESS;
+    }
+    if (b->bitmap) {
+        opts->bitmap = bdrv_find_dirty_bitmap(bs, b->bitmap);
+        if (!opts->bitmap) {
+            error_setg(errp, "Bitmap '%s' could not be found", b->bitmap);
+            return false;
+        }
+        if (!b->has_bitmap_mode) {
+            error_setg(errp, "Bitmap sync mode must be given when providing "
+                       "a bitmap");
+            return false;
+        }
+        if (b->sync == MIRROR_SYNC_MODE_NONE) {
+            error_setg(errp, "sync mode '%s' does not produce meaningful "
+                       "bitmap outputs", MirrorSyncMode_str(b->sync));
+            return false;
+        }
+        opts->bitmap_mode = b->bitmap_mode;
+    } else if (b->sync == MIRROR_SYNC_MODE_BITMAP ||
+               b->sync == MIRROR_SYNC_MODE_INCREMENTAL) {
+        error_setg(errp, "must provide a valid bitmap name for '%s' sync mode",
+                   MirrorSyncMode_str(b->sync));
+        return false;
+    } else if (b->has_bitmap_mode) {
+        error_setg(errp, "Cannot specify bitmap sync mode without a bitmap");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Creates drive-backup's target image: sync=full without backing file,
+ * top with the source's backing file (none if the source has none: the
+ * job then copies everything), none with the source image itself as the
+ * backing file.
+ */
+static bool drive_backup_create_target(DriveBackup *arg, BlockDriverState *bs,
+                                       const char *format, Error **errp)
+{
+    BlockDriverState *backing = NULL;
+    BlockDriver *drv = bdrv_find_format(format);
+    QDict *opts;
+    int64_t size;
+    int ret;
+
+    if (!drv) {
+        error_setg(errp, "Unknown driver '%s'", format);
+        return false;
+    }
+    size = bdrv_getlength(bs);
+    if (size < 0) {
+        error_setg_errno(errp, -size, "bdrv_getlength failed");
+        return false;
+    }
+    if (arg->sync == MIRROR_SYNC_MODE_TOP) {
+        backing = bdrv_backing_bs(bs);
+    } else if (arg->sync == MIRROR_SYNC_MODE_NONE) {
+        backing = bs;
+    }
+    opts = qdict_new();
+    qdict_put_int(opts, "size", size);
+    if (backing) {
+        qdict_put_str(opts, "backing_file", bdrv_get_filename(backing));
+        qdict_put_str(opts, "backing_fmt", bdrv_get_format_name(backing));
+    }
+    ret = bdrv_create(drv, arg->target, opts, errp);
+    qobject_unref(opts);
+    return ret >= 0;
+}
+
+/*
+ * Opens drive-backup's target.  For sync=none its backing link is the live
+ * source node (the fleecing arrangement): clusters not yet copied read
+ * through to the source's unchanged data.
+ */
+static BlockDriverState *drive_backup_open_target(DriveBackup *arg,
+                                                  BlockDriverState *bs,
+                                                  const char *format,
+                                                  Error **errp)
+{
+    QDict *options = qdict_new();
+
+    if (format) {
+        qdict_put_str(options, "driver", format);
+    }
+    if (arg->target_id) {
+        qdict_put_str(options, "node-name", arg->target_id);
+    }
+    if (arg->sync == MIRROR_SYNC_MODE_NONE) {
+        qdict_put_str(options, "backing", bdrv_get_node_name(bs));
+    }
+    return bdrv_open(arg->target, NULL, options, BDRV_O_RDWR, errp);
+}
+
+void qmp_drive_backup(DriveBackup *arg, Error **errp)
+{
+    NewImageMode mode = arg->has_mode ? arg->mode
+                                      : NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    const char *format = arg->format;
+    BlockDriverState *bs, *target;
+    BackupJobOptions opts;
+
+    bs = bdrv_lookup_bs(arg->device, arg->device, errp);
+    if (!bs) {
+        return;
+    }
+    if (!backup_common_opts(backup_common(arg), bs, &opts, errp)) {
+        return;
+    }
+    if (!format && mode != NEW_IMAGE_MODE_EXISTING) {
+        format = bdrv_get_format_name(bs);
+    }
+    if (mode != NEW_IMAGE_MODE_EXISTING &&
+        !drive_backup_create_target(arg, bs, format, errp)) {
+        return;
+    }
+    target = drive_backup_open_target(arg, bs, format, errp);
+    if (!target) {
+        return;
+    }
+    backup_job_create(arg->job_id, bs, target, &opts, errp);
+    /* The job holds the target now; without a job it closes here. */
+    bdrv_unref(target);
+}
+
+void qmp_blockdev_backup(BlockdevBackup *arg, Error **errp)
+{
+    BlockDriverState *bs, *target;
+    BackupJobOptions opts;
+
+    bs = bdrv_lookup_bs(arg->device, arg->device, errp);
+    if (!bs) {
+        return;
+    }
+    target = bdrv_lookup_bs(arg->target, arg->target, errp);
+    if (!target) {
+        return;
+    }
+    if (!backup_common_opts(backup_common(arg), bs, &opts, errp)) {
+        return;
+    }
+    backup_job_create(arg->job_id, bs, target, &opts, errp);
+}
+
+/* ------------------------------------------------------------------------
  * Exit
  */
 
 void blockdev_close_all_for_exit(void)
 {
     /* Jobs first: they hold nodes and may still be writing. */
-    job_wait_all();
+    job_cancel_sync_all();
     job_dismiss_all();
     virtio_blk_del_all();
     while (!QTAILQ_EMPTY(&drives)) {

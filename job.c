@@ -1,38 +1,79 @@
 /*
- * Minimal job layer (see include/qemu/job.h): the life cycle, events and
- * QMP view of jobs that run once to completion.  The full job layer will
- * replace this file.
+ * The job layer (see include/qemu/job.h and docs/devel/jobs.md): the state
+ * machine, pause points, cancellation, finalization and dismissal.
  */
 #include "qemu/osdep.h"
 #include "qemu/job.h"
 #include "block/block_int.h"
-#include "qemu/queue.h"
 #include "qapi/qapi-types.h"
-#include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
 #include "sysemu/blockdev.h"
-
-struct Job {
-    char *id;
-    const JobDriver *driver;
-    void *opaque;
-    JobStatus status;
-    /* Progress as QEMU's create jobs report it: 0 of 1, then 1 of 1. */
-    int64_t progress_current;
-    int64_t progress_total;
-    char *error;                /* failure message once concluded */
-    Coroutine *co;
-    GSList *nodes;              /* BdrvChild edges the job holds */
-    QTAILQ_ENTRY(Job) link;
-};
 
 /* Newest first, the order query-jobs reports. */
 static QTAILQ_HEAD(, Job) jobs = QTAILQ_HEAD_INITIALIZER(jobs);
 
+/*
+ * transitions[from][to]: the status changes QEMU allows.  Indexed by
+ * JobStatus (undefined, created, running, paused, ready, standby, waiting,
+ * pending, aborting, concluded, null).
+ */
+static const bool transitions[JOB_STATUS__MAX][JOB_STATUS__MAX] = {
+    /*                          U  C  R  P  Y  S  W  D  X  E  N */
+    [JOB_STATUS_UNDEFINED] = { 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+    [JOB_STATUS_CREATED]   = { 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1 },
+    [JOB_STATUS_RUNNING]   = { 0, 0, 0, 1, 1, 0, 1, 0, 1, 0, 0 },
+    [JOB_STATUS_PAUSED]    = { 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+    [JOB_STATUS_READY]     = { 0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0 },
+    [JOB_STATUS_STANDBY]   = { 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0 },
+    [JOB_STATUS_WAITING]   = { 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0 },
+    [JOB_STATUS_PENDING]   = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0 },
+    [JOB_STATUS_ABORTING]  = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0 },
+    [JOB_STATUS_CONCLUDED] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+    [JOB_STATUS_NULL]      = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+};
+
+/* verbs[verb][status]: the states in which each QMP verb is accepted. */
+static const bool verbs[JOB_VERB__MAX][JOB_STATUS__MAX] = {
+    /*                       U  C  R  P  Y  S  W  D  X  E  N */
+    [JOB_VERB_CANCEL]    = { 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0 },
+    [JOB_VERB_PAUSE]     = { 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0 },
+    [JOB_VERB_RESUME]    = { 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0 },
+    [JOB_VERB_SET_SPEED] = { 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0 },
+    [JOB_VERB_COMPLETE]  = { 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0 },
+    [JOB_VERB_FINALIZE]  = { 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 },
+    [JOB_VERB_DISMISS]   = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0 },
+};
+
+bool job_transition_allowed(JobStatus from, JobStatus to)
+{
+    return transitions[from][to];
+}
+
+bool job_verb_allowed(JobStatus status, JobVerb verb)
+{
+    return verbs[verb][status];
+}
+
+bool job_apply_verb(Job *job, JobVerb verb, Error **errp)
+{
+    if (job_verb_allowed(job->status, verb)) {
+        return true;
+    }
+    error_setg(errp, "Job '%s' in state '%s' cannot accept command verb '%s'",
+               job->id, JobStatus_str(job->status), JobVerb_str(verb));
+    return false;
+}
+
 static void job_set_status(Job *job, JobStatus status)
 {
+    assert(job_transition_allowed(job->status, status));
     job->status = status;
     qapi_event_send_job_status_change(job->id, status);
+}
+
+Job *job_next(Job *job)
+{
+    return job ? QTAILQ_NEXT(job, link) : QTAILQ_FIRST(&jobs);
 }
 
 Job *job_get(const char *id)
@@ -47,8 +88,13 @@ Job *job_get(const char *id)
     return NULL;
 }
 
-Job *job_create(const char *id, const JobDriver *driver, void *opaque,
-                Error **errp)
+static void job_sleep_timer_cb(void *opaque)
+{
+    job_enter(opaque);
+}
+
+Job *job_create_full(const char *id, const JobDriver *driver, void *opaque,
+                     int flags, Error **errp)
 {
     Job *job;
 
@@ -64,102 +110,30 @@ Job *job_create(const char *id, const JobDriver *driver, void *opaque,
     job->id = g_strdup(id);
     job->driver = driver;
     job->opaque = opaque;
+    job->auto_finalize = !(flags & JOB_MANUAL_FINALIZE);
+    job->auto_dismiss = !(flags & JOB_MANUAL_DISMISS);
+    job->busy = true;
+    /* Jobs that report no progress show 0 of 1, then 1 of 1 (QEMU's). */
     job->progress_total = 1;
+    job->sleep_timer = aio_timer_new(qemu_get_aio_context(),
+                                     job_sleep_timer_cb, job);
     QTAILQ_INSERT_HEAD(&jobs, job, link);
     job_set_status(job, JOB_STATUS_CREATED);
     return job;
 }
 
-static char *job_child_get_parent_desc(BdrvChild *c)
+Job *job_create(const char *id, const JobDriver *driver, void *opaque,
+                Error **errp)
 {
-    Job *job = c->opaque;
-
-    return g_strdup_printf("block job '%s'", job->id);
+    return job_create_full(id, driver, opaque, JOB_MANUAL_DISMISS, errp);
 }
 
-static const char *job_child_get_name(BdrvChild *c)
+static void job_free(Job *job)
 {
-    Job *job = c->opaque;
-
-    return job->id;
-}
-
-static const BdrvChildClass child_job = {
-    .parent_is_bds = false,
-    .get_parent_desc = job_child_get_parent_desc,
-    .get_name = job_child_get_name,
-};
-
-BdrvChild *job_add_node(Job *job, BlockDriverState *bs,
-                        const char *child_name, Error **errp)
-{
-    BdrvChild *c;
-
-    bdrv_ref(bs);
-    /* The edge takes over the reference just taken. */
-    c = bdrv_root_attach_child(bs, child_name, &child_job, BDRV_CHILD_DATA,
-                               job, errp);
-    if (!c) {
-        return NULL;
-    }
-    job->nodes = g_slist_prepend(job->nodes, c);
-    return c;
-}
-
-Job *job_of_child(BdrvChild *c)
-{
-    return c->klass == &child_job ? c->opaque : NULL;
-}
-
-static void job_release_nodes(Job *job)
-{
-    GSList *l;
-
-    for (l = job->nodes; l; l = l->next) {
-        bdrv_root_unref_child(l->data);
-    }
-    g_slist_free(job->nodes);
-    job->nodes = NULL;
-}
-
-/*
- * The job's coroutine.  The transitions after the work happen here, at the
- * end of the coroutine: nothing can dismiss the job before it concludes,
- * and nothing touches job->co once it has.
- */
-static void coroutine_fn job_co_entry(void *opaque)
-{
-    Job *job = opaque;
-    Error *err = NULL;
-    int ret;
-
-    ret = job->driver->run(job, &err);
-    job->progress_current = job->progress_total;
-    if (ret < 0) {
-        if (!err) {
-            error_setg_errno(&err, -ret, "Job failed");
-        }
-        job->error = g_strdup(error_get_pretty(err));
-        error_free(err);
-        job_set_status(job, JOB_STATUS_ABORTING);
-    } else {
-        job_set_status(job, JOB_STATUS_WAITING);
-        job_set_status(job, JOB_STATUS_PENDING);
-    }
-    if (job->driver->clean) {
-        job->driver->clean(job);
-    }
-    job_release_nodes(job);
-    job->co = NULL;
-    job_set_status(job, JOB_STATUS_CONCLUDED);
-}
-
-void job_start(Job *job)
-{
-    assert(job->status == JOB_STATUS_CREATED);
-    job->co = qemu_coroutine_create(job_co_entry, job);
-    job_set_status(job, JOB_STATUS_RUNNING);
-    qemu_coroutine_enter(job->co);
+    timer_free(job->sleep_timer);
+    g_free(job->error);
+    g_free(job->id);
+    g_free(job);
 }
 
 const char *job_id(const Job *job)
@@ -177,12 +151,375 @@ bool job_is_concluded(const Job *job)
     return job->status == JOB_STATUS_CONCLUDED;
 }
 
+bool job_is_cancelled(const Job *job)
+{
+    return job->cancelled;
+}
+
+bool job_is_paused(const Job *job)
+{
+    return job->pause_count > 0;
+}
+
+/* ---- progress ---- */
+
+void job_progress_update(Job *job, int64_t done)
+{
+    if (!job->progress_tracked) {
+        job->progress_tracked = true;
+        job->progress_total = job->progress_current;
+    }
+    job->progress_current += done;
+}
+
+void job_progress_set_remaining(Job *job, int64_t remaining)
+{
+    job->progress_tracked = true;
+    job->progress_total = job->progress_current + remaining;
+}
+
+/* ---- nodes ---- */
+
+static char *job_child_get_parent_desc(BdrvChild *c)
+{
+    Job *job = c->opaque;
+
+    return g_strdup_printf("block job: %s", JobType_str(job->driver->type));
+}
+
+static const char *job_child_get_name(BdrvChild *c)
+{
+    Job *job = c->opaque;
+
+    return job->id;
+}
+
+/*
+ * A job works on the nodes it was given: an external snapshot taken
+ * while it runs must not move its edges to the new overlay.
+ */
+static const BdrvChildClass child_job = {
+    .parent_is_bds = false,
+    .stay_at_node = true,
+    .get_parent_desc = job_child_get_parent_desc,
+    .get_name = job_child_get_name,
+};
+
+BdrvChild *job_add_node(Job *job, BlockDriverState *bs,
+                        const char *child_name, Error **errp)
+{
+    BdrvChild *c;
+
+    bdrv_ref(bs);
+    /* The edge takes over the reference just taken (even on failure). */
+    c = bdrv_root_attach_child(bs, child_name, &child_job, BDRV_CHILD_DATA,
+                               job, errp);
+    if (!c) {
+        return NULL;
+    }
+    job->nodes = g_slist_prepend(job->nodes, c);
+    return c;
+}
+
+Job *job_of_child(BdrvChild *c)
+{
+    return c->klass == &child_job ? c->opaque : NULL;
+}
+
+Job *job_using_node(BlockDriverState *bs)
+{
+    BdrvChild *c;
+
+    QLIST_FOREACH(c, &bs->parents, next_parent) {
+        Job *job = job_of_child(c);
+
+        if (job && !job_is_concluded(job)) {
+            return job;
+        }
+    }
+    return NULL;
+}
+
+static void job_release_nodes(Job *job)
+{
+    GSList *l;
+
+    for (l = job->nodes; l; l = l->next) {
+        bdrv_root_unref_child(l->data);
+    }
+    g_slist_free(job->nodes);
+    job->nodes = NULL;
+}
+
+void job_early_fail(Job *job)
+{
+    assert(job->status == JOB_STATUS_CREATED);
+    job_release_nodes(job);
+    QTAILQ_REMOVE(&jobs, job, link);
+    job_set_status(job, JOB_STATUS_NULL);
+    job_free(job);
+}
+
+/* ---- the coroutine side ---- */
+
+void job_enter(Job *job)
+{
+    /* Only a job parked in job_sleep_ns() or a pause is entered here. */
+    if (!job->co || job->busy) {
+        return;
+    }
+    timer_del(job->sleep_timer);
+    job->busy = true;
+    aio_co_wake(job->co);
+}
+
+/* Parks the coroutine (not busy) until job_enter(). */
+static void coroutine_fn job_yield(Job *job)
+{
+    job->busy = false;
+    qemu_coroutine_yield();
+    assert(job->busy);
+}
+
+void coroutine_fn job_pause_point(Job *job)
+{
+    if (job->pause_count == 0 || job->cancelled) {
+        return;
+    }
+    job_set_status(job, JOB_STATUS_PAUSED);
+    /* job_resume() enters us once the last pause request is withdrawn. */
+    while (job->pause_count > 0 && !job->cancelled) {
+        job_yield(job);
+    }
+    job_set_status(job, JOB_STATUS_RUNNING);
+}
+
+void coroutine_fn job_sleep_ns(Job *job, int64_t ns)
+{
+    if (!job->cancelled && job->pause_count == 0) {
+        timer_mod_ns(job->sleep_timer, qemu_clock_get_ns() + ns);
+        job_yield(job);
+    }
+    job_pause_point(job);
+}
+
+/* ---- the end of a job ---- */
+
+static void job_dismiss_now(Job *job)
+{
+    assert(job_is_concluded(job));
+    QTAILQ_REMOVE(&jobs, job, link);
+    job_set_status(job, JOB_STATUS_NULL);
+    if (job->driver->free) {
+        job->driver->free(job);
+    }
+    job_free(job);
+}
+
+/* Commit or abort, clean, the finished event, concluded, maybe null. */
+static void job_finalize_single(Job *job)
+{
+    if (job->ret == 0) {
+        if (job->driver->commit) {
+            job->driver->commit(job);
+        }
+    } else if (job->driver->abort) {
+        job->driver->abort(job);
+    }
+    if (job->driver->clean) {
+        job->driver->clean(job);
+    }
+    job_release_nodes(job);
+    if (job->driver->event_finished) {
+        job->driver->event_finished(job);
+    }
+    job_set_status(job, JOB_STATUS_CONCLUDED);
+    if (job->auto_dismiss) {
+        job_dismiss_now(job);
+    }
+}
+
+static void job_do_abort(Job *job)
+{
+    if (job->ret == 0) {
+        job->ret = -ECANCELED;
+    }
+    job_set_status(job, JOB_STATUS_ABORTING);
+    job_finalize_single(job);
+}
+
+/*
+ * The work has ended (bottom half after the coroutine terminated): the
+ * success path goes waiting -> pending, then finalizes unless the user
+ * wants to do that; failure and cancel go to aborting.
+ */
+static void job_exit(void *opaque)
+{
+    Job *job = opaque;
+
+    if (job->ret < 0 || job->cancelled) {
+        job_do_abort(job);
+        return;
+    }
+    job_set_status(job, JOB_STATUS_WAITING);
+    job_set_status(job, JOB_STATUS_PENDING);
+    if (job->driver->event_pending) {
+        job->driver->event_pending(job);
+    }
+    if (job->auto_finalize) {
+        job_finalize_single(job);
+    }
+}
+
+static void coroutine_fn job_co_entry(void *opaque)
+{
+    Job *job = opaque;
+    Error *err = NULL;
+
+    job_pause_point(job);
+    job->ret = job->cancelled ? -ECANCELED : job->driver->run(job, &err);
+    if (job->ret < 0 && !job->cancelled) {
+        if (!err) {
+            /* QEMU's message for a job that failed without one. */
+            error_setg(&err, "%s", strerror(-job->ret));
+        }
+        job->error = g_strdup(error_get_pretty(err));
+    } else if (job->cancelled) {
+        job->ret = -ECANCELED;
+    }
+    error_free(err);
+    if (!job->progress_tracked) {
+        job->progress_current = job->progress_total;
+    }
+    job->co = NULL;
+    job->busy = false;
+    job->deferred = true;
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), job_exit, job);
+}
+
+void job_start(Job *job)
+{
+    assert(job->status == JOB_STATUS_CREATED);
+    job->co = qemu_coroutine_create(job_co_entry, job);
+    job_set_status(job, JOB_STATUS_RUNNING);
+    qemu_coroutine_enter(job->co);
+}
+
+/* ---- control ---- */
+
+void job_pause(Job *job)
+{
+    job->pause_count++;
+    /* A sleeping job wakes up to reach its pause point now. */
+    job_enter(job);
+}
+
+void job_resume(Job *job)
+{
+    assert(job->pause_count > 0);
+    job->pause_count--;
+    if (job->pause_count) {
+        return;
+    }
+    if (job->driver->resume) {
+        job->driver->resume(job);
+    }
+    job_enter(job);
+}
+
+void job_user_pause(Job *job, Error **errp)
+{
+    if (!job_apply_verb(job, JOB_VERB_PAUSE, errp)) {
+        return;
+    }
+    if (job->user_paused) {
+        error_setg(errp, "Job is already paused");
+        return;
+    }
+    job->user_paused = true;
+    job_pause(job);
+}
+
+void job_user_resume(Job *job, Error **errp)
+{
+    if (!job_apply_verb(job, JOB_VERB_RESUME, errp)) {
+        return;
+    }
+    if (!job->user_paused || job->pause_count <= 0) {
+        error_setg(errp, "Can't resume a job that was not paused");
+        return;
+    }
+    job->user_paused = false;
+    job_resume(job);
+}
+
+void job_cancel(Job *job, bool force)
+{
+    if (job->status == JOB_STATUS_CONCLUDED) {
+        return;
+    }
+    job->cancelled = true;
+    if (job->status == JOB_STATUS_CREATED) {
+        /* Never started: nothing to stop, straight to aborting. */
+        job_do_abort(job);
+        return;
+    }
+    if (job->deferred) {
+        /* The work is over; a pending job aborts instead of finalizing. */
+        if (job->status == JOB_STATUS_PENDING) {
+            job->ret = -ECANCELED;
+            job_do_abort(job);
+        }
+        return;
+    }
+    job_enter(job);
+}
+
+void job_user_cancel(Job *job, bool force, Error **errp)
+{
+    if (!job_apply_verb(job, JOB_VERB_CANCEL, errp)) {
+        return;
+    }
+    job_cancel(job, force);
+}
+
+void job_complete(Job *job, Error **errp)
+{
+    if (!job_apply_verb(job, JOB_VERB_COMPLETE, errp)) {
+        return;
+    }
+    if (job->cancelled || !job->driver->complete) {
+        error_setg(errp, "The active block job '%s' cannot be completed",
+                   job->id);
+        return;
+    }
+    job->driver->complete(job, errp);
+}
+
+void job_finalize(Job *job, Error **errp)
+{
+    if (!job_apply_verb(job, JOB_VERB_FINALIZE, errp)) {
+        return;
+    }
+    job_finalize_single(job);
+}
+
+void job_dismiss(Job *job, Error **errp)
+{
+    if (!job_apply_verb(job, JOB_VERB_DISMISS, errp)) {
+        return;
+    }
+    job_dismiss_now(job);
+}
+
+/* ---- global ---- */
+
 static bool job_any_working(void)
 {
     Job *job;
 
     QTAILQ_FOREACH(job, &jobs, link) {
-        if (!job_is_concluded(job)) {
+        if (job->co || (job->deferred && job->status == JOB_STATUS_RUNNING)) {
             return true;
         }
     }
@@ -194,15 +531,15 @@ void job_wait_all(void)
     AIO_WAIT_WHILE(job_any_working());
 }
 
-/* Removes a concluded job: the null event, then it is freed. */
-static void job_dismiss(Job *job)
+void job_cancel_sync_all(void)
 {
-    assert(job_is_concluded(job));
-    QTAILQ_REMOVE(&jobs, job, link);
-    job_set_status(job, JOB_STATUS_NULL);
-    g_free(job->error);
-    g_free(job->id);
-    g_free(job);
+    Job *job, *next;
+
+    QTAILQ_FOREACH_SAFE(job, &jobs, link, next) {
+        job_cancel(job, true);
+    }
+    /* Pending jobs (waiting for job-finalize) have aborted already. */
+    job_wait_all();
 }
 
 int job_dismiss_all(void)
@@ -212,44 +549,9 @@ int job_dismiss_all(void)
 
     QTAILQ_FOREACH_SAFE(job, &jobs, link, next) {
         if (job_is_concluded(job)) {
-            job_dismiss(job);
+            job_dismiss_now(job);
             n++;
         }
     }
     return n;
-}
-
-void qmp_job_dismiss(const char *id, Error **errp)
-{
-    Job *job = job_get(id);
-
-    if (!job) {
-        error_setg(errp, "Job not found");
-        return;
-    }
-    if (!job_is_concluded(job)) {
-        error_setg(errp, "Job '%s' in state '%s' cannot accept command verb "
-                   "'dismiss'", id, JobStatus_str(job->status));
-        return;
-    }
-    job_dismiss(job);
-}
-
-JobInfoList *qmp_query_jobs(Error **errp)
-{
-    JobInfoList *head = NULL, **tail = &head;
-    Job *job;
-
-    QTAILQ_FOREACH(job, &jobs, link) {
-        JobInfo *info = g_new0(JobInfo, 1);
-
-        info->id = g_strdup(job->id);
-        info->type = job->driver->type;
-        info->status = job->status;
-        info->current_progress = job->progress_current;
-        info->total_progress = job->progress_total;
-        info->error = g_strdup(job->error);
-        QAPI_LIST_APPEND(tail, info);
-    }
-    return head;
 }

@@ -42,6 +42,9 @@ KNOWN = {
     # qblock's extension: who holds references on a node.
     'x-debug-query-block-graph->.nodes[].refcount',
     'x-debug-query-block-graph->.nodes[].monitor-owned',
+    # qblock's extension: a node name for drive-backup's target.
+    'drive-backup.target-id',
+    'transaction.actions[]{drive-backup}.data.target-id',
 }
 
 

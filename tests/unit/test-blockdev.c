@@ -677,7 +677,7 @@ static void test_create(void)
     if (!job_is_concluded(job_get("c2"))) {
         qmp_blockdev_del("f1", &err);
         assert_error(err, "Node 'f1' is busy: block device is in use by "
-                     "block job 'c2'");
+                     "block job: create");
         err = NULL;
     }
     wait_job("c2");

@@ -1,0 +1,394 @@
+/*
+ * The backup job (see include/block/backup.h and docs/backup.md).
+ *
+ * Ownership: the job holds the source through its "main node" edge and the
+ * target through a "target" edge; the block-copy state borrows both edges
+ * and is freed in backup_clean(), before the job layer releases the edges.
+ * The before-write notifier lives from backup_job_create() to
+ * backup_clean(), so every guest write between the two is copied first.
+ */
+#include "qemu/osdep.h"
+#include "block/backup.h"
+#include "block/block-copy.h"
+#include "block/block_int.h"
+#include "block-trace.h"
+
+/* Bytes the background loop hands to block_copy() at a time. */
+#define BACKUP_CHUNK (1 * MiB)
+/* How long sync=none sleeps between checks for cancel. */
+#define BACKUP_IDLE_NS 1000000000LL
+/* Pause after an ignored error before the retry, so the loop can run. */
+#define BACKUP_RETRY_NS 10000000LL
+
+typedef struct BackupState {
+    BlockJob *bjob;
+    BdrvChild *source;
+    BdrvChild *target;
+    BlockCopyState *bcs;
+    BlockCopyNotifier *notifier;
+    MirrorSyncMode sync;
+    BdrvDirtyBitmap *sync_bitmap;   /* frozen, with a successor */
+    BitmapSyncMode bitmap_mode;
+    BlockdevOnError on_source_error;
+    BlockdevOnError on_target_error;
+    int64_t len;
+} BackupState;
+
+static BackupState *backup_state(Job *job)
+{
+    return block_job_from_job(job)->opaque;
+}
+
+static void backup_progress(void *opaque, int64_t bytes)
+{
+    BackupState *s = opaque;
+
+    job_progress_update(s->bjob->job, bytes);
+}
+
+/* sync=top: unmark what the top layer does not allocate. */
+static int coroutine_fn backup_reset_unallocated(BackupState *s)
+{
+    int64_t offset, count;
+    int ret;
+
+    for (offset = 0; offset < s->len; offset += count) {
+        if (job_is_cancelled(s->bjob->job)) {
+            return -ECANCELED;
+        }
+        ret = block_copy_reset_unallocated(s->bcs, offset, &count);
+        if (ret < 0) {
+            return ret;
+        }
+        job_progress_set_remaining(s->bjob->job,
+                                   block_copy_bytes_remaining(s->bcs));
+        job_pause_point(s->bjob->job);
+    }
+    return 0;
+}
+
+static bool backup_chunk_copied(BackupState *s, int64_t offset, int64_t bytes)
+{
+    int64_t cluster = block_copy_cluster_size(s->bcs);
+    int64_t o;
+
+    for (o = offset; o < offset + bytes; o += cluster) {
+        if (!block_copy_is_cluster_copied(s->bcs, o)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Copies one chunk, applying the error policy: returns 0 once the chunk is
+ * in the target, or the error when the policy says report.  Stop pauses
+ * the job (io-status set) and the chunk is retried after the resume;
+ * ignore retries after a short sleep.
+ */
+static int coroutine_fn backup_copy_chunk(BackupState *s, int64_t offset,
+                                          int64_t bytes)
+{
+    Job *job = s->bjob->job;
+
+    for (;;) {
+        int64_t done = block_copy_bytes_done(s->bcs);
+        bool is_read = false;
+        BlockErrorAction action;
+        int ret;
+
+        trace_backup_chunk_enter(job, offset, bytes);
+        ret = block_copy(s->bcs, offset, bytes, true, &is_read);
+        trace_backup_chunk_process(job, offset, bytes, ret);
+        if (ret == 0) {
+            block_job_ratelimit_sleep(s->bjob,
+                                      block_copy_bytes_done(s->bcs) - done);
+            return 0;
+        }
+        if (is_read) {
+            trace_backup_chunk_read_fail(job, offset, ret);
+        } else {
+            trace_backup_chunk_write_fail(job, offset, ret);
+        }
+        action = block_job_error_action(s->bjob, is_read ? s->on_source_error
+                                                         : s->on_target_error,
+                                        is_read, ret);
+        if (action == BLOCK_ERROR_ACTION_REPORT) {
+            /* The job layer reports strerror(), as QEMU's backup does. */
+            return ret;
+        }
+        if (action == BLOCK_ERROR_ACTION_IGNORE) {
+            job_sleep_ns(job, BACKUP_RETRY_NS);
+        } else {
+            job_pause_point(job);
+        }
+        if (job_is_cancelled(job)) {
+            return -ECANCELED;
+        }
+    }
+}
+
+static int coroutine_fn backup_loop(BackupState *s)
+{
+    Job *job = s->bjob->job;
+    int64_t offset, bytes;
+    int ret;
+
+    for (offset = 0; offset < s->len; offset += bytes) {
+        bytes = MIN(BACKUP_CHUNK, s->len - offset);
+        if (job_is_cancelled(job)) {
+            return -ECANCELED;
+        }
+        if (backup_chunk_copied(s, offset, bytes)) {
+            trace_backup_chunk_skip(job, offset, bytes);
+            continue;
+        }
+        ret = backup_copy_chunk(s, offset, bytes);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+static int coroutine_fn backup_run(Job *job, Error **errp)
+{
+    BackupState *s = backup_state(job);
+    int ret;
+
+    trace_backup_run(job, s->sync, s->len);
+    if (s->sync == MIRROR_SYNC_MODE_NONE) {
+        /* Only copy-before-write works; the job lasts until cancelled. */
+        while (!job_is_cancelled(job)) {
+            job_sleep_ns(job, BACKUP_IDLE_NS);
+        }
+        return -ECANCELED;
+    }
+    if (s->sync == MIRROR_SYNC_MODE_TOP) {
+        ret = backup_reset_unallocated(s);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return backup_loop(s);
+}
+
+/* After failure with bitmap-mode=always: drop the bits that were copied. */
+static void backup_clear_copied_bits(BackupState *s)
+{
+    int64_t cluster = block_copy_cluster_size(s->bcs);
+    int64_t offset;
+
+    for (offset = 0; offset < s->len; offset += cluster) {
+        if (block_copy_is_cluster_copied(s->bcs, offset)) {
+            bdrv_reset_dirty_bitmap(s->sync_bitmap, offset,
+                                    MIN(cluster, s->len - offset));
+        }
+    }
+}
+
+/*
+ * QEMU's bitmap semantics: on success, on-success and always replace the
+ * bitmap by its successor (the writes since the job started); never
+ * merges the successor back.  On failure, on-success and never merge back
+ * everything; always first clears the copied bits.
+ */
+static void backup_cleanup_sync_bitmap(BackupState *s, bool success)
+{
+    if (!s->sync_bitmap) {
+        return;
+    }
+    if (success && s->bitmap_mode != BITMAP_SYNC_MODE_NEVER) {
+        bdrv_dirty_bitmap_abdicate(s->sync_bitmap, &error_abort);
+    } else {
+        if (!success && s->bitmap_mode == BITMAP_SYNC_MODE_ALWAYS) {
+            backup_clear_copied_bits(s);
+        }
+        bdrv_reclaim_dirty_bitmap(s->sync_bitmap, &error_abort);
+    }
+    s->sync_bitmap = NULL;
+}
+
+static void backup_commit(Job *job)
+{
+    backup_cleanup_sync_bitmap(backup_state(job), true);
+}
+
+static void backup_abort(Job *job)
+{
+    backup_cleanup_sync_bitmap(backup_state(job), false);
+}
+
+/*
+ * Stops copy-before-write and frees the copy state.  Draining first lets
+ * guest writes whose copy is in flight finish inside the notifier.
+ */
+static void backup_clean(Job *job)
+{
+    BackupState *s = backup_state(job);
+
+    if (s->source) {
+        bdrv_drain(s->source->bs);
+    }
+    if (s->notifier) {
+        block_copy_remove_notifier(s->notifier);
+        s->notifier = NULL;
+    }
+    if (s->bcs) {
+        block_copy_state_free(s->bcs);
+        s->bcs = NULL;
+    }
+    if (s->target) {
+        bdrv_drain(s->target->bs);
+        bdrv_flush(s->target->bs);
+    }
+}
+
+static void backup_free(Job *job)
+{
+    g_free(backup_state(job));
+    block_job_free(job);
+}
+
+static const JobDriver backup_job_driver = {
+    .type = JOB_TYPE_BACKUP,
+    .is_block_job = true,
+    .run = backup_run,
+    .resume = block_job_resume_hook,
+    .commit = backup_commit,
+    .abort = backup_abort,
+    .clean = backup_clean,
+    .event_pending = block_job_event_pending,
+    .event_finished = block_job_event_finished,
+    .free = backup_free,
+};
+
+/* Checks that do not need the job, with QEMU's messages. */
+static bool backup_check_args(BlockDriverState *bs, BlockDriverState *target,
+                              const BackupJobOptions *opts, Error **errp)
+{
+    int64_t len, target_len;
+    Job *user;
+
+    if (bs == target) {
+        error_setg(errp, "Source and target cannot be the same");
+        return false;
+    }
+    user = job_using_node(target);
+    if (user) {
+        error_setg(errp, "Node '%s' is busy: block device is in use by "
+                   "block job: %s", bdrv_get_node_name(target),
+                   JobType_str(user->driver->type));
+        return false;
+    }
+    if (bdrv_is_read_only(target)) {
+        error_setg(errp, "Target node '%s' is read-only",
+                   bdrv_get_node_name(target));
+        return false;
+    }
+    if (opts->compress && !target->drv->bdrv_co_pwritev_compressed) {
+        error_setg(errp, "Compression is not supported for this drive %s",
+                   bdrv_get_node_name(target));
+        return false;
+    }
+    len = bdrv_getlength(bs);
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Unable to get length for '%s'",
+                         bdrv_get_node_name(bs));
+        return false;
+    }
+    target_len = bdrv_getlength(target);
+    if (target_len < 0) {
+        error_setg_errno(errp, -target_len, "Unable to get length for '%s'",
+                         bdrv_get_node_name(target));
+        return false;
+    }
+    if (target_len != len) {
+        error_setg(errp, "Source and target image have different sizes");
+        return false;
+    }
+    if (opts->bitmap &&
+        bdrv_dirty_bitmap_check(opts->bitmap, BDRV_BITMAP_DEFAULT, errp)) {
+        return false;
+    }
+    return true;
+}
+
+/* The clusters to copy: everything, or what the bitmap marks. */
+static void backup_init_copy_map(BackupState *s)
+{
+    int64_t offset, bytes;
+
+    if (s->sync != MIRROR_SYNC_MODE_BITMAP &&
+        s->sync != MIRROR_SYNC_MODE_INCREMENTAL) {
+        block_copy_mark_all(s->bcs);
+        return;
+    }
+    block_copy_mark_none(s->bcs);
+    offset = 0;
+    while (bdrv_dirty_bitmap_next_dirty_area(s->sync_bitmap, offset, s->len,
+                                             INT64_MAX, &offset, &bytes)) {
+        block_copy_set_dirty(s->bcs, offset, bytes);
+        offset += bytes;
+    }
+}
+
+BlockJob *backup_job_create(const char *job_id, BlockDriverState *bs,
+                            BlockDriverState *target,
+                            const BackupJobOptions *opts, Error **errp)
+{
+    BlockCopyOptions bc_opts = {
+        .compress = opts->compress,
+        .max_workers = opts->max_workers,
+        .max_chunk = opts->max_chunk,
+    };
+    BackupState *s;
+    BlockJob *bjob;
+
+    if (!backup_check_args(bs, target, opts, errp)) {
+        return NULL;
+    }
+    s = g_new0(BackupState, 1);
+    s->sync = opts->sync;
+    if (s->sync == MIRROR_SYNC_MODE_TOP && !bdrv_backing_bs(bs)) {
+        /* Nothing below the top layer: top is full. */
+        s->sync = MIRROR_SYNC_MODE_FULL;
+    }
+    s->bitmap_mode = opts->bitmap_mode;
+    s->on_source_error = opts->on_source_error;
+    s->on_target_error = opts->on_target_error;
+    s->len = bdrv_getlength(bs);
+
+    bjob = block_job_create(job_id, &backup_job_driver, bs, opts->speed,
+                            opts->job_flags, s, errp);
+    if (!bjob) {
+        g_free(s);
+        return NULL;
+    }
+    s->bjob = bjob;
+    s->source = bjob->main_node;
+    s->target = job_add_node(bjob->job, target, "target", errp);
+    if (s->target) {
+        s->bcs = block_copy_state_new(s->source, s->target, &bc_opts, errp);
+    }
+    if (s->bcs && opts->bitmap &&
+        bdrv_dirty_bitmap_create_successor(opts->bitmap, errp) == 0) {
+        s->sync_bitmap = opts->bitmap;
+    }
+    if (!s->bcs || (opts->bitmap && !s->sync_bitmap)) {
+        /* Nothing ran yet: undo in reverse order; the job drops its edges. */
+        if (s->bcs) {
+            block_copy_state_free(s->bcs);
+        }
+        block_job_early_fail(bjob);
+        g_free(s);
+        return NULL;
+    }
+    backup_init_copy_map(s);
+    block_copy_set_progress_callback(s->bcs, backup_progress, s);
+    job_progress_set_remaining(bjob->job, block_copy_bytes_remaining(s->bcs));
+    /* From here on, guest writes to the source copy the old data first. */
+    s->notifier = block_copy_install_notifier(s->bcs, bs);
+    job_start(bjob->job);
+    return bjob;
+}
