@@ -319,20 +319,73 @@ fail_free:
     return ret;
 }
 
+static gint qcow2_alloc_cmp(gconstpointer a, gconstpointer b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void qcow2_alloc_track_init(BDRVQcow2State *s)
+{
+    s->cluster_allocs = g_tree_new(qcow2_alloc_cmp);
+}
+
+void qcow2_alloc_track_destroy(BDRVQcow2State *s)
+{
+    if (s->cluster_allocs) {
+        assert(g_tree_nnodes(s->cluster_allocs) == 0);
+        g_tree_destroy(s->cluster_allocs);
+        s->cluster_allocs = NULL;
+    }
+}
+
+void qcow2_alloc_track_add(BDRVQcow2State *s, QCowL2Meta *m)
+{
+    assert(!qcow2_alloc_find_overlap(s, m->guest_offset,
+                                     (uint64_t)m->nb_clusters <<
+                                     s->cluster_bits));
+    g_tree_insert(s->cluster_allocs, &m->guest_offset, m);
+}
+
+void qcow2_alloc_track_remove(BDRVQcow2State *s, QCowL2Meta *m)
+{
+    g_tree_remove(s->cluster_allocs, &m->guest_offset);
+}
+
+QCowL2Meta *qcow2_alloc_find_overlap(BDRVQcow2State *s, uint64_t offset,
+                                     uint64_t bytes)
+{
+    GTreeNode *next = g_tree_lower_bound(s->cluster_allocs, &offset);
+    GTreeNode *prev = next ? g_tree_node_previous(next)
+                           : g_tree_node_last(s->cluster_allocs);
+    QCowL2Meta *m;
+
+    /* Ranges are disjoint: only the neighbours of @offset can overlap. */
+    if (prev) {
+        m = g_tree_node_value(prev);
+        if (m->guest_offset +
+            ((uint64_t)m->nb_clusters << s->cluster_bits) > offset) {
+            return m;
+        }
+    }
+    if (next) {
+        m = g_tree_node_value(next);
+        if (m->guest_offset < offset + bytes) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
 void coroutine_fn qcow2_wait_for_allocs(BlockDriverState *bs, uint64_t offset,
                                         uint64_t bytes)
 {
     BDRVQcow2State *s = bs->opaque;
     QCowL2Meta *m;
 
-again:
-    QLIST_FOREACH(m, &s->cluster_allocs, next) {
-        uint64_t end = m->guest_offset +
-                       ((uint64_t)m->nb_clusters << s->cluster_bits);
-        if (offset < end && m->guest_offset < offset + bytes) {
-            qemu_co_queue_wait(&m->waiters, &s->lock);
-            goto again;
-        }
+    while ((m = qcow2_alloc_find_overlap(s, offset, bytes)) != NULL) {
+        qemu_co_queue_wait(&m->waiters, &s->lock);
     }
 }
 

@@ -907,6 +907,7 @@ static void qcow2_free_state(BDRVQcow2State *s)
     s->extra_header = NULL;
     free_unknown_exts(s);
     qcow2_free_bitmap_dir(s);
+    qcow2_alloc_track_destroy(s);
 }
 
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags,
@@ -924,7 +925,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags,
         return -EINVAL;
     }
     qemu_co_mutex_init(&s->lock);
-    QLIST_INIT(&s->cluster_allocs);
+    qcow2_alloc_track_init(s);
     QTAILQ_INIT(&s->unknown_exts);
 
     ret = qcow2_run_co(qcow2_do_open, &o);
@@ -1095,17 +1096,7 @@ static bool needs_alloc(QCow2ClusterType type, uint64_t l2e)
 static bool alloc_in_flight(BlockDriverState *bs, uint64_t offset,
                             uint64_t bytes)
 {
-    BDRVQcow2State *s = bs->opaque;
-    QCowL2Meta *m;
-
-    QLIST_FOREACH(m, &s->cluster_allocs, next) {
-        uint64_t end = m->guest_offset +
-                       ((uint64_t)m->nb_clusters << s->cluster_bits);
-        if (offset < end && m->guest_offset < offset + bytes) {
-            return true;
-        }
-    }
-    return false;
+    return qcow2_alloc_find_overlap(bs->opaque, offset, bytes) != NULL;
 }
 
 /*
@@ -1203,7 +1194,7 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     meta.guest_offset = start;
     meta.nb_clusters = nb;
     qemu_co_queue_init(&meta.waiters);
-    QLIST_INSERT_HEAD(&s->cluster_allocs, &meta, next);
+    qcow2_alloc_track_add(s, &meta);
     qemu_co_mutex_unlock(&s->lock);
 
     /* Copy-on-write of the parts of the first and last cluster we keep. */
@@ -1280,7 +1271,7 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
         }
         g_free(old);
     }
-    QLIST_REMOVE(&meta, next);
+    qcow2_alloc_track_remove(s, &meta);
     qemu_co_queue_restart_all(&meta.waiters);
     return 0;
 
@@ -1290,7 +1281,7 @@ fail_unlocked:
     qemu_vfree(tail_buf);
     qemu_co_mutex_lock(&s->lock);
 fail_locked:
-    QLIST_REMOVE(&meta, next);
+    qcow2_alloc_track_remove(s, &meta);
     qemu_co_queue_restart_all(&meta.waiters);
 fail_free:
     if (!reuse) {
@@ -1439,7 +1430,7 @@ static int coroutine_fn qcow2_co_pwritev_compressed(BlockDriverState *bs,
     meta.guest_offset = offset;
     meta.nb_clusters = 1;
     qemu_co_queue_init(&meta.waiters);
-    QLIST_INSERT_HEAD(&s->cluster_allocs, &meta, next);
+    qcow2_alloc_track_add(s, &meta);
     qemu_co_mutex_unlock(&s->lock);
 
     BLKDBG_EVENT(bs->file, BLKDBG_WRITE_COMPRESSED);
@@ -1462,7 +1453,7 @@ static int coroutine_fn qcow2_co_pwritev_compressed(BlockDriverState *bs,
         qcow2_cache_put(s->l2_table_cache, (void **)&l2);
         qcow2_free_any_cluster(bs, old, QCOW2_DISCARD_OTHER);
     }
-    QLIST_REMOVE(&meta, next);
+    qcow2_alloc_track_remove(s, &meta);
     qemu_co_queue_restart_all(&meta.waiters);
 unlock:
     qemu_co_mutex_unlock(&s->lock);

@@ -120,11 +120,15 @@ typedef struct Qcow2UnknownExt {
  * L2 entries are not written yet.  Other requests touching the range wait
  * on @waiters until the L2 update is done and the entry leaves the list.
  */
+/*
+ * An allocating write in flight: guest clusters [guest_offset,
+ * guest_offset + nb_clusters) get new host clusters whose L2 entries are
+ * not written yet.  Overlapping writers wait on @waiters.
+ */
 typedef struct QCowL2Meta {
     uint64_t guest_offset;
     int nb_clusters;
     CoQueue waiters;
-    QLIST_ENTRY(QCowL2Meta) next;
 } QCowL2Meta;
 
 typedef struct Qcow2Cache Qcow2Cache;
@@ -226,7 +230,13 @@ typedef struct BDRVQcow2State {
     uint64_t free_byte_offset;
 
     CoMutex lock;
-    QLIST_HEAD(, QCowL2Meta) cluster_allocs;
+    /*
+     * In-flight allocations keyed by guest offset.  Their ranges never
+     * overlap: a writer waits (qcow2_wait_for_allocs) and inserts under
+     * s->lock.  A tree keeps the overlap lookup O(log n) when thousands of
+     * writes are in flight.
+     */
+    GTree *cluster_allocs;
 
     bool discard_passthrough[QCOW2_DISCARD_MAX];
     /* Metadata corruption was found at run time: no more writes. */
@@ -430,6 +440,13 @@ int coroutine_fn qcow2_decompress_cluster(BlockDriverState *bs,
 /* Waits until no allocating write overlaps the guest range. */
 void coroutine_fn qcow2_wait_for_allocs(BlockDriverState *bs, uint64_t offset,
                                         uint64_t bytes);
+void qcow2_alloc_track_init(BDRVQcow2State *s);
+void qcow2_alloc_track_destroy(BDRVQcow2State *s);
+void qcow2_alloc_track_add(BDRVQcow2State *s, QCowL2Meta *m);
+void qcow2_alloc_track_remove(BDRVQcow2State *s, QCowL2Meta *m);
+/* An in-flight allocation overlapping guest [offset, offset + bytes). */
+QCowL2Meta *qcow2_alloc_find_overlap(BDRVQcow2State *s, uint64_t offset,
+                                     uint64_t bytes);
 
 /* ---- qcow2-bitmap.c ---- */
 
