@@ -880,54 +880,74 @@ static BlockDriverState *drive_backup_open_target(DriveBackup *arg,
     return bdrv_open(arg->target, NULL, options, BDRV_O_RDWR, errp);
 }
 
-void qmp_drive_backup(DriveBackup *arg, Error **errp)
+BlockJob *drive_backup_new_job(DriveBackup *arg, Error **errp)
 {
     NewImageMode mode = arg->has_mode ? arg->mode
                                       : NEW_IMAGE_MODE_ABSOLUTE_PATHS;
     const char *format = arg->format;
     BlockDriverState *bs, *target;
     BackupJobOptions opts;
+    BlockJob *bjob;
 
     bs = bdrv_lookup_bs(arg->device, arg->device, errp);
     if (!bs) {
-        return;
+        return NULL;
     }
     if (!backup_common_opts(backup_common(arg), bs, &opts, errp)) {
-        return;
+        return NULL;
     }
     if (!format && mode != NEW_IMAGE_MODE_EXISTING) {
         format = bdrv_get_format_name(bs);
     }
     if (mode != NEW_IMAGE_MODE_EXISTING &&
         !drive_backup_create_target(arg, bs, format, errp)) {
-        return;
+        return NULL;
     }
     target = drive_backup_open_target(arg, bs, format, errp);
     if (!target) {
-        return;
+        return NULL;
     }
-    backup_job_create(arg->job_id, bs, target, &opts, errp);
+    bjob = backup_job_new(arg->job_id, bs, target, &opts, errp);
     /* The job holds the target now; without a job it closes here. */
     bdrv_unref(target);
+    return bjob;
 }
 
-void qmp_blockdev_backup(BlockdevBackup *arg, Error **errp)
+void qmp_drive_backup(DriveBackup *arg, Error **errp)
+{
+    BlockJob *bjob = drive_backup_new_job(arg, errp);
+
+    if (bjob) {
+        job_start(bjob->job);
+    }
+}
+
+BlockJob *blockdev_backup_new_job(BlockdevBackup *arg, Error **errp)
 {
     BlockDriverState *bs, *target;
     BackupJobOptions opts;
 
     bs = bdrv_lookup_bs(arg->device, arg->device, errp);
     if (!bs) {
-        return;
+        return NULL;
     }
     target = bdrv_lookup_bs(arg->target, arg->target, errp);
     if (!target) {
-        return;
+        return NULL;
     }
     if (!backup_common_opts(backup_common(arg), bs, &opts, errp)) {
-        return;
+        return NULL;
     }
-    backup_job_create(arg->job_id, bs, target, &opts, errp);
+    return backup_job_new(arg->job_id, bs, target, &opts, errp);
+}
+
+void qmp_blockdev_backup(BlockdevBackup *arg, Error **errp)
+{
+    BlockJob *bjob = blockdev_backup_new_job(arg, errp);
+
+    if (bjob) {
+        job_start(bjob->job);
+    }
 }
 
 /* ------------------------------------------------------------------------

@@ -240,6 +240,52 @@ Job *job_using_node(BlockDriverState *bs)
     return NULL;
 }
 
+/* ---- job transactions ---- */
+
+struct JobTxn {
+    QTAILQ_HEAD(, Job) jobs;    /* newest first */
+    int refcnt;
+    bool aborting;              /* job_txn_abort() is finalizing them */
+};
+
+JobTxn *job_txn_new(void)
+{
+    JobTxn *txn = g_new0(JobTxn, 1);
+
+    QTAILQ_INIT(&txn->jobs);
+    txn->refcnt = 1;
+    return txn;
+}
+
+void job_txn_unref(JobTxn *txn)
+{
+    if (txn && --txn->refcnt == 0) {
+        assert(QTAILQ_EMPTY(&txn->jobs));
+        g_free(txn);
+    }
+}
+
+void job_txn_add_job(JobTxn *txn, Job *job)
+{
+    assert(!job->txn && job->status == JOB_STATUS_CREATED);
+    job->txn = txn;
+    txn->refcnt++;
+    /* Newest first, as in QEMU: the group finalizes in this order. */
+    QTAILQ_INSERT_HEAD(&txn->jobs, job, txn_link);
+}
+
+/* Takes @job out of its group (at finalization); drops its reference. */
+static void job_txn_del_job(Job *job)
+{
+    JobTxn *txn = job->txn;
+
+    if (txn) {
+        QTAILQ_REMOVE(&txn->jobs, job, txn_link);
+        job->txn = NULL;
+        job_txn_unref(txn);
+    }
+}
+
 static void job_release_nodes(Job *job)
 {
     GSList *l;
@@ -254,6 +300,7 @@ static void job_release_nodes(Job *job)
 void job_early_fail(Job *job)
 {
     assert(job->status == JOB_STATUS_CREATED);
+    job_txn_del_job(job);
     job_release_nodes(job);
     QTAILQ_REMOVE(&jobs, job, link);
     job_set_status(job, JOB_STATUS_NULL);
@@ -330,42 +377,146 @@ static void job_finalize_single(Job *job)
         job->driver->clean(job);
     }
     job_release_nodes(job);
-    if (job->driver->event_finished) {
+    /* A job that never started (a transaction's abort) sends no result. */
+    if (job->deferred && job->driver->event_finished) {
         job->driver->event_finished(job);
     }
+    job_txn_del_job(job);
     job_set_status(job, JOB_STATUS_CONCLUDED);
     if (job->auto_dismiss) {
         job_dismiss_now(job);
     }
 }
 
-static void job_do_abort(Job *job)
+/* The job failed or was cancelled: it goes aborting (once). */
+static void job_mark_aborting(Job *job)
 {
     if (job->ret == 0) {
         job->ret = -ECANCELED;
     }
-    job_set_status(job, JOB_STATUS_ABORTING);
+    if (job->status != JOB_STATUS_ABORTING) {
+        job_set_status(job, JOB_STATUS_ABORTING);
+    }
+}
+
+static void job_do_abort(Job *job)
+{
+    job_mark_aborting(job);
     job_finalize_single(job);
+}
+
+/* True while a job of @txn has not been through job_exit() yet. */
+static bool job_txn_busy(JobTxn *txn)
+{
+    Job *job;
+
+    QTAILQ_FOREACH(job, &txn->jobs, txn_link) {
+        if (job->status != JOB_STATUS_CREATED && !job->exited) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * @job failed or was cancelled: cancel every other job of its group, wait
+ * until all have stopped (their job_exit() only marks them aborting),
+ * then finalize each.  Runs in the main loop outside coroutine context.
+ */
+static void job_txn_abort(Job *job)
+{
+    JobTxn *txn = job->txn;
+    Job *other;
+
+    txn->aborting = true;
+    /* The last member's finalization must not free @txn under us. */
+    txn->refcnt++;
+    QTAILQ_FOREACH(other, &txn->jobs, txn_link) {
+        if (other != job) {
+            other->cancelled = true;
+            job_enter(other);
+        }
+    }
+    AIO_WAIT_WHILE(job_txn_busy(txn));
+    while ((other = QTAILQ_FIRST(&txn->jobs))) {
+        job_do_abort(other);
+    }
+    job_txn_unref(txn);
+}
+
+/* Finalizes every member of @txn (each one leaves the group). */
+static void job_txn_finalize_all(JobTxn *txn)
+{
+    Job *job;
+
+    /* The last member's finalization must not free @txn under us. */
+    txn->refcnt++;
+    while ((job = QTAILQ_FIRST(&txn->jobs))) {
+        job_finalize_single(job);
+    }
+    job_txn_unref(txn);
+}
+
+static void job_move_to_pending(Job *job)
+{
+    job_set_status(job, JOB_STATUS_PENDING);
+    if (job->driver->event_pending) {
+        job->driver->event_pending(job);
+    }
+}
+
+/*
+ * @job's work succeeded and it waits.  Once every member waits, they all
+ * go pending, then finalize together unless one of them wants job-finalize.
+ */
+static void job_txn_try_pending(JobTxn *txn)
+{
+    bool auto_finalize = true;
+    Job *job;
+
+    QTAILQ_FOREACH(job, &txn->jobs, txn_link) {
+        if (job->status != JOB_STATUS_WAITING) {
+            return;
+        }
+        auto_finalize &= job->auto_finalize;
+    }
+    QTAILQ_FOREACH(job, &txn->jobs, txn_link) {
+        job_move_to_pending(job);
+    }
+    if (auto_finalize) {
+        job_txn_finalize_all(txn);
+    }
 }
 
 /*
  * The work has ended (bottom half after the coroutine terminated): the
  * success path goes waiting -> pending, then finalizes unless the user
- * wants to do that; failure and cancel go to aborting.
+ * wants to do that; failure and cancel go to aborting.  Members of a job
+ * transaction go through the group instead.
  */
 static void job_exit(void *opaque)
 {
     Job *job = opaque;
 
+    job->exited = true;
     if (job->ret < 0 || job->cancelled) {
-        job_do_abort(job);
+        if (!job->txn) {
+            job_do_abort(job);
+            return;
+        }
+        job_mark_aborting(job);
+        /* If the group aborts already, job_txn_abort() waits for this. */
+        if (!job->txn->aborting) {
+            job_txn_abort(job);
+        }
         return;
     }
     job_set_status(job, JOB_STATUS_WAITING);
-    job_set_status(job, JOB_STATUS_PENDING);
-    if (job->driver->event_pending) {
-        job->driver->event_pending(job);
+    if (job->txn) {
+        job_txn_try_pending(job->txn);
+        return;
     }
+    job_move_to_pending(job);
     if (job->auto_finalize) {
         job_finalize_single(job);
     }
@@ -465,8 +616,16 @@ void job_cancel(Job *job, bool force)
         return;
     }
     if (job->deferred) {
-        /* The work is over; a pending job aborts instead of finalizing. */
-        if (job->status == JOB_STATUS_PENDING) {
+        /*
+         * The work is over; a pending job aborts instead of finalizing,
+         * and so does the group of a job that waits for its group.
+         */
+        if (job->txn && !job->txn->aborting &&
+            (job->status == JOB_STATUS_WAITING ||
+             job->status == JOB_STATUS_PENDING)) {
+            job->ret = -ECANCELED;
+            job_txn_abort(job);
+        } else if (job->status == JOB_STATUS_PENDING) {
             job->ret = -ECANCELED;
             job_do_abort(job);
         }
@@ -498,10 +657,17 @@ void job_complete(Job *job, Error **errp)
 
 void job_finalize(Job *job, Error **errp)
 {
+    JobTxn *txn = job->txn;
+
     if (!job_apply_verb(job, JOB_VERB_FINALIZE, errp)) {
         return;
     }
-    job_finalize_single(job);
+    if (!txn) {
+        job_finalize_single(job);
+        return;
+    }
+    /* Pending members only exist once the whole group is pending. */
+    job_txn_finalize_all(txn);
 }
 
 void job_dismiss(Job *job, Error **errp)

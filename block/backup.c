@@ -333,9 +333,9 @@ static void backup_init_copy_map(BackupState *s)
     }
 }
 
-BlockJob *backup_job_create(const char *job_id, BlockDriverState *bs,
-                            BlockDriverState *target,
-                            const BackupJobOptions *opts, Error **errp)
+BlockJob *backup_job_new(const char *job_id, BlockDriverState *bs,
+                         BlockDriverState *target,
+                         const BackupJobOptions *opts, Error **errp)
 {
     BlockCopyOptions bc_opts = {
         .compress = opts->compress,
@@ -389,6 +389,17 @@ BlockJob *backup_job_create(const char *job_id, BlockDriverState *bs,
     job_progress_set_remaining(bjob->job, block_copy_bytes_remaining(s->bcs));
     /* From here on, guest writes to the source copy the old data first. */
     s->notifier = block_copy_install_notifier(s->bcs, bs);
-    job_start(bjob->job);
+    return bjob;
+}
+
+BlockJob *backup_job_create(const char *job_id, BlockDriverState *bs,
+                            BlockDriverState *target,
+                            const BackupJobOptions *opts, Error **errp)
+{
+    BlockJob *bjob = backup_job_new(job_id, bs, target, opts, errp);
+
+    if (bjob) {
+        job_start(bjob->job);
+    }
     return bjob;
 }

@@ -23,6 +23,7 @@
 #include "block/block-backend.h"
 #include "qapi/qapi-types.h"
 #include "qapi/qapi-commands.h"
+#include "sysemu/blockdev.h"
 
 /*
  * QEMU refuses to snapshot a node that already is another node's backing
@@ -133,64 +134,122 @@ static BlockDriverState *snapshot_open_overlay(const char *file,
     return bdrv_open(file, NULL, options, BDRV_O_RDWR, errp);
 }
 
+/*
+ * Takes @overlay out again after snapshot_install(): its parents move
+ * back to @bs and its backing edge is dropped.  The caller's references
+ * are unchanged (the drive's edge goes back to @bs).
+ */
+void external_snapshot_uninstall(BlockDriverState *bs,
+                                 BlockDriverState *overlay)
+{
+    bdrv_replace_node(overlay, bs, &error_abort);
+    bdrv_set_backing_hd(overlay, NULL, &error_abort);
+}
+
+BlockDriverState *external_snapshot_sync_install(BlockdevSnapshotSync *arg,
+                                                 BlockDriverState **pbs,
+                                                 Error **errp)
+{
+    NewImageMode mode = arg->has_mode ? arg->mode
+                                      : NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    const char *format = arg->format ? arg->format : "qcow2";
+    const char *node_name = arg->node_name;
+    const char *snapshot_node_name = arg->snapshot_node_name;
+    BlockDriverState *bs, *overlay;
+    BlockDriver *drv;
+
+    bs = bdrv_lookup_bs(arg->device, node_name, errp);
+    if (!bs) {
+        return NULL;
+    }
+    if (!snapshot_check_not_backing(bs, errp)) {
+        return NULL;
+    }
+    if (node_name && !snapshot_node_name) {
+        error_setg(errp, "New overlay node-name missing");
+        return NULL;
+    }
+    if (snapshot_node_name &&
+        (bdrv_find_node(snapshot_node_name) ||
+         blk_by_name(snapshot_node_name))) {
+        error_setg(errp, "New overlay node-name already in use");
+        return NULL;
+    }
+    drv = bdrv_find_format(format);
+    if (mode != NEW_IMAGE_MODE_EXISTING) {
+        if (!drv) {
+            error_setg(errp, "Unknown file format '%s'", format);
+            return NULL;
+        }
+        if (!drv->supports_backing) {
+            error_setg(errp, "Backing file not supported for file format "
+                       "'%s'", format);
+            return NULL;
+        }
+        if (!snapshot_create_overlay(bs, arg->snapshot_file, drv, errp)) {
+            return NULL;
+        }
+    }
+    overlay = snapshot_open_overlay(arg->snapshot_file, format,
+                                    snapshot_node_name, errp);
+    if (!overlay) {
+        return NULL;
+    }
+    if (!snapshot_install(bs, overlay, errp)) {
+        /* This was the only reference: the overlay closes. */
+        bdrv_unref(overlay);
+        return NULL;
+    }
+    *pbs = bs;
+    return overlay;
+}
+
 void qmp_blockdev_snapshot_sync(const char *device, const char *node_name,
                                 const char *snapshot_file,
                                 const char *snapshot_node_name,
                                 const char *format, bool has_mode,
                                 NewImageMode mode, Error **errp)
 {
-    BlockDriverState *bs, *overlay;
-    BlockDriver *drv;
+    BlockdevSnapshotSync arg = {
+        .device = (char *)device,
+        .node_name = (char *)node_name,
+        .snapshot_file = (char *)snapshot_file,
+        .snapshot_node_name = (char *)snapshot_node_name,
+        .format = (char *)format,
+        .has_mode = has_mode,
+        .mode = mode,
+    };
+    BlockDriverState *bs;
+    BlockDriverState *overlay = external_snapshot_sync_install(&arg, &bs,
+                                                               errp);
 
-    if (!has_mode) {
-        mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    /* The moved edges hold the overlay now. */
+    if (overlay) {
+        bdrv_unref(overlay);
     }
-    if (!format) {
-        format = "qcow2";
-    }
-    bs = bdrv_lookup_bs(device, node_name, errp);
+}
+
+bool external_snapshot_install(const char *node, const char *overlay_name,
+                               BlockDriverState **pbs,
+                               BlockDriverState **poverlay, Error **errp)
+{
+    BlockDriverState *bs, *overlay;
+
+    bs = bdrv_lookup_bs(node, node, errp);
     if (!bs) {
-        return;
+        return false;
     }
-    if (!snapshot_check_not_backing(bs, errp)) {
-        return;
-    }
-    if (node_name && !snapshot_node_name) {
-        error_setg(errp, "New overlay node-name missing");
-        return;
-    }
-    if (snapshot_node_name &&
-        (bdrv_find_node(snapshot_node_name) ||
-         blk_by_name(snapshot_node_name))) {
-        error_setg(errp, "New overlay node-name already in use");
-        return;
-    }
-    drv = bdrv_find_format(format);
-    if (mode != NEW_IMAGE_MODE_EXISTING) {
-        if (!drv) {
-            error_setg(errp, "Unknown file format '%s'", format);
-            return;
-        }
-        if (!drv->supports_backing) {
-            error_setg(errp, "Backing file not supported for file format "
-                       "'%s'", format);
-            return;
-        }
-        if (!snapshot_create_overlay(bs, snapshot_file, drv, errp)) {
-            return;
-        }
-    }
-    overlay = snapshot_open_overlay(snapshot_file, format,
-                                    snapshot_node_name, errp);
+    overlay = bdrv_lookup_bs(overlay_name, overlay_name, errp);
     if (!overlay) {
-        return;
+        return false;
     }
-    snapshot_install(bs, overlay, errp);
-    /*
-     * On success the moved edges hold the overlay; on failure this was
-     * the only reference and the overlay closes.
-     */
-    bdrv_unref(overlay);
+    if (!snapshot_check_not_backing(bs, errp) ||
+        !snapshot_install(bs, overlay, errp)) {
+        return false;
+    }
+    *pbs = bs;
+    *poverlay = overlay;
+    return true;
 }
 
 void qmp_blockdev_snapshot(const char *node, const char *overlay_name,
@@ -198,16 +257,5 @@ void qmp_blockdev_snapshot(const char *node, const char *overlay_name,
 {
     BlockDriverState *bs, *overlay;
 
-    bs = bdrv_lookup_bs(node, node, errp);
-    if (!bs) {
-        return;
-    }
-    overlay = bdrv_lookup_bs(overlay_name, overlay_name, errp);
-    if (!overlay) {
-        return;
-    }
-    if (!snapshot_check_not_backing(bs, errp)) {
-        return;
-    }
-    snapshot_install(bs, overlay, errp);
+    external_snapshot_install(node, overlay_name, &bs, &overlay, errp);
 }

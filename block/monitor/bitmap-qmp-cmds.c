@@ -89,34 +89,46 @@ static BdrvDirtyBitmap *merge_source(BlockDriverState *bs,
               : NULL;
 }
 
+BdrvDirtyBitmap *block_dirty_bitmap_merge_list(const char *node,
+                                              const char *target,
+                                              BlockDirtyBitmapOrStrList *bitmaps,
+                                              HBitmap **backup, Error **errp)
+{
+    BlockDriverState *bs = bitmap_node(node, errp);
+    BdrvDirtyBitmap *dest;
+
+    *backup = NULL;
+    if (!bs) {
+        return NULL;
+    }
+    dest = block_dirty_bitmap_lookup(bs, target, errp);
+    if (!dest) {
+        return NULL;
+    }
+    for (BlockDirtyBitmapOrStrList *l = bitmaps; l; l = l->next) {
+        BdrvDirtyBitmap *src = merge_source(bs, l->value, errp);
+        HBitmap **undo = *backup ? NULL : backup;
+
+        if (!src || !bdrv_merge_dirty_bitmap(dest, src, undo, errp)) {
+            /* Put back what the target held before the first merge. */
+            if (*backup) {
+                bdrv_restore_dirty_bitmap(dest, *backup);
+                *backup = NULL;
+            }
+            return NULL;
+        }
+    }
+    return dest;
+}
+
 void qmp_block_dirty_bitmap_merge(const char *node, const char *target,
                                   BlockDirtyBitmapOrStrList *bitmaps,
                                   Error **errp)
 {
-    BlockDriverState *bs = bitmap_node(node, errp);
-    BdrvDirtyBitmap *dest;
-    HBitmap *backup = NULL;
+    HBitmap *backup;
 
-    if (!bs) {
-        return;
-    }
-    dest = block_dirty_bitmap_lookup(bs, target, errp);
-    if (!dest) {
-        return;
-    }
-    for (BlockDirtyBitmapOrStrList *l = bitmaps; l; l = l->next) {
-        BdrvDirtyBitmap *src = merge_source(bs, l->value, errp);
-        HBitmap **undo = backup ? NULL : &backup;
-
-        if (!src || !bdrv_merge_dirty_bitmap(dest, src, undo, errp)) {
-            /* Put back what the target held before the first merge. */
-            if (backup) {
-                bdrv_restore_dirty_bitmap(dest, backup);
-            }
-            return;
-        }
-    }
-    if (backup) {
+    if (block_dirty_bitmap_merge_list(node, target, bitmaps, &backup, errp) &&
+        backup) {
         hbitmap_free(backup);
     }
 }

@@ -37,4 +37,13 @@ BlockJob *backup_job_create(const char *job_id, BlockDriverState *bs,
                             BlockDriverState *target,
                             const BackupJobOptions *opts, Error **errp);
 
+/*
+ * backup_job_create() without the start: the job is in state created and
+ * copy-before-write is already active.  The caller either job_start()s it
+ * or job_cancel()s it (a transaction's commit or abort).
+ */
+BlockJob *backup_job_new(const char *job_id, BlockDriverState *bs,
+                         BlockDriverState *target,
+                         const BackupJobOptions *opts, Error **errp);
+
 #endif

@@ -281,5 +281,15 @@ int block_dirty_bitmap_disable(BlockDriverState *bs, const char *name,
 int block_dirty_bitmap_merge(BlockDriverState *bs, const char *name,
                              BlockDriverState *src_bs, const char *src_name,
                              Error **errp);
+/*
+ * block-dirty-bitmap-merge of a whole source list into @target on @node
+ * (block/monitor/bitmap-qmp-cmds.c): all sources or none.  Returns the
+ * target with its old contents in *@backup (NULL if no merge changed
+ * anything to undo), for bdrv_restore_dirty_bitmap() or hbitmap_free().
+ */
+BdrvDirtyBitmap *block_dirty_bitmap_merge_list(const char *node,
+                                              const char *target,
+                                              BlockDirtyBitmapOrStrList *bitmaps,
+                                              HBitmap **backup, Error **errp);
 
 #endif

@@ -7,7 +7,8 @@
  *   running <-> paused         the job's coroutine at a pause point, while
  *                              job_pause() requests are outstanding
  *   running -> waiting         the work ended successfully
- *   waiting -> pending         at once (there are no transactions)
+ *   waiting -> pending         at once, or in a job transaction once
+ *                              every job of the group is waiting
  *   pending -> concluded       finalization: auto-finalize, or job-finalize
  *   running/paused/waiting/pending -> aborting -> concluded
  *                              the work failed or the job was cancelled
@@ -37,6 +38,7 @@
 #include "qapi/qapi-types.h"
 
 typedef struct Job Job;
+typedef struct JobTxn JobTxn;
 
 typedef struct JobDriver {
     JobType type;
@@ -102,6 +104,10 @@ struct Job {
     char *error;                /* failure message once it failed */
     GSList *nodes;              /* BdrvChild edges the job holds */
     QTAILQ_ENTRY(Job) link;
+
+    bool exited;                /* job_exit() ran after the work ended */
+    JobTxn *txn;                /* the group, until the job finalizes */
+    QTAILQ_ENTRY(Job) txn_link;
 };
 
 /* The state machine, as tables (exported for unit tests). */
@@ -181,6 +187,22 @@ BdrvChild *job_add_node(Job *job, BlockDriverState *bs,
 Job *job_of_child(BdrvChild *c);
 /* The job that holds @bs through an edge, or NULL. */
 Job *job_using_node(BlockDriverState *bs);
+
+/*
+ * Job transactions (transaction with completion-mode=grouped, QEMU's
+ * job_txn): the jobs of a group go pending only once all of them have
+ * finished their work successfully, and finalize together (auto-finalize,
+ * or one job-finalize for the group).  When one fails or is cancelled,
+ * every other is cancelled, the group waits for all of them to stop and
+ * then each aborts (newest first, as in QEMU).
+ *
+ * The creator holds a reference from job_txn_new(); each member holds
+ * one until it finalizes (or job_early_fail()).  Members must be added
+ * in state created.
+ */
+JobTxn *job_txn_new(void);
+void job_txn_add_job(JobTxn *txn, Job *job);
+void job_txn_unref(JobTxn *txn);
 
 /* Waits until no job is still working; call outside coroutine context. */
 void job_wait_all(void);

@@ -14,6 +14,8 @@
 
 #include "block/block.h"
 #include "qemu/qdict.h"
+#include "block/blockjob.h"
+#include "qapi/qapi-types.h"
 
 /*
  * Creates a drive from -drive options (keyval-parsed, dotted keys nested
@@ -44,6 +46,33 @@ bool blockdev_is_monitor_owned(BlockDriverState *bs);
  */
 bool blockdev_hmp_info_block(GString *out, const char *device, bool nodes,
                              Error **errp);
+
+/*
+ * drive-backup / blockdev-backup up to the job's start: the job is
+ * created (copy-before-write active) but not started; NULL with @errp
+ * on failure.  The caller starts or cancels it (transaction).
+ */
+BlockJob *drive_backup_new_job(DriveBackup *arg, Error **errp);
+BlockJob *blockdev_backup_new_job(BlockdevBackup *arg, Error **errp);
+
+/*
+ * External snapshots for transactions (block/snapshot-qmp.c): install
+ * the overlay above the active node and return both, so that an abort
+ * can take it out again with external_snapshot_uninstall().
+ * external_snapshot_sync_install() creates and opens the overlay and
+ * returns it with the caller holding the bdrv_open() reference (drop it
+ * on commit, or after the uninstall on abort: the overlay then closes;
+ * its image file stays).  external_snapshot_install() is
+ * blockdev-snapshot: the monitor keeps owning the overlay.
+ */
+BlockDriverState *external_snapshot_sync_install(BlockdevSnapshotSync *arg,
+                                                 BlockDriverState **pbs,
+                                                 Error **errp);
+bool external_snapshot_install(const char *node, const char *overlay_name,
+                               BlockDriverState **pbs,
+                               BlockDriverState **poverlay, Error **errp);
+void external_snapshot_uninstall(BlockDriverState *bs,
+                                 BlockDriverState *overlay);
 
 /*
  * At exit: waits for running jobs, removes devices and drives, drops the
