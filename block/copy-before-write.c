@@ -24,15 +24,6 @@
 #include "block/dirty-bitmap.h"
 #include "block/drivers.h"
 
-typedef enum {
-    ON_CBW_ERROR_BREAK_GUEST_WRITE,
-    ON_CBW_ERROR_BREAK_SNAPSHOT,
-} OnCbwError;
-
-static const char *const OnCbwError_str[] = {
-    "break-guest-write", "break-snapshot", NULL,
-};
-
 /* A snapshot read of source bytes; lives on the reader's stack. */
 typedef struct CBWFrozenRead {
     int64_t offset;
@@ -333,7 +324,8 @@ static int cbw_open(BlockDriverState *bs, QDict *options, int flags,
     uint64_t min_cluster_size;
     int on_error;
 
-    if (!qdict_get_enum_opt(options, "on-cbw-error", OnCbwError_str,
+    if (!qdict_get_enum_opt(options, "on-cbw-error",
+                            OnCbwError_lookup.array,
                             ON_CBW_ERROR_BREAK_GUEST_WRITE, &on_error,
                             errp) ||
         !qdict_get_int_opt(options, "cbw-timeout", 0, &timeout, errp) ||
