@@ -82,8 +82,21 @@ static void blk_exp_bitmap_release(void *opaque)
 }
 
 /*
+ * The node below @bs whose data shows through it: the first non-filter
+ * below a filter chain, else the backing child (NULL at the bottom).
+ */
+static BlockDriverState *blk_exp_filter_or_cow_bs(BlockDriverState *bs)
+{
+    BlockDriverState *below = bdrv_skip_filters(bs);
+
+    return below != bs ? below : bdrv_backing_bs(bs);
+}
+
+/*
  * Finds the bitmap an export option names: a plain name on the exported
- * node, or {node, name} anywhere.
+ * node or, as in QEMU, the first node of its filter/backing chain that has
+ * one (a fleecing overlay exports the bitmap of the drive it backs up); or
+ * {node, name} on exactly that node.
  */
 static BdrvDirtyBitmap *blk_exp_lookup_bitmap(BlockDriverState *bs,
                                               BlockDirtyBitmapOrStr *ref,
@@ -102,8 +115,15 @@ static BdrvDirtyBitmap *blk_exp_lookup_bitmap(BlockDriverState *bs,
             return NULL;
         }
         name = ref->u.external.name;
+        bitmap = bdrv_find_dirty_bitmap(bs, name);
+        if (!bitmap) {
+            error_setg(errp, "Bitmap '%s' is not found", name);
+        }
+        return bitmap;
     }
-    bitmap = bdrv_find_dirty_bitmap(bs, name);
+    for (bitmap = NULL; bs && !bitmap; bs = blk_exp_filter_or_cow_bs(bs)) {
+        bitmap = bdrv_find_dirty_bitmap(bs, name);
+    }
     if (!bitmap) {
         error_setg(errp, "Bitmap '%s' is not found", name);
     }
