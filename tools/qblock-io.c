@@ -85,6 +85,34 @@ static bool parse_discard_mode(const char *mode, int *flags)
     return true;
 }
 
+/*
+ * The open options "open" and the command line share: -n, -r, -k, -i,
+ * -t and -d.  Returns 1 when @c was one of them and applied, 0 when it is
+ * not an open option, -1 after reporting an invalid value.
+ */
+static int parse_open_option(int c, const char *arg, int *flags)
+{
+    switch (c) {
+    case 'n':
+        /* qemu-io's shorthand for -t none */
+        return parse_cache_mode("none", flags) ? 1 : -1;
+    case 'r':
+        *flags &= ~BDRV_O_RDWR;
+        return 1;
+    case 'k':
+        *flags |= BDRV_O_NATIVE_AIO;
+        return 1;
+    case 'i':
+        return parse_aio_mode(arg, flags) ? 1 : -1;
+    case 't':
+        return parse_cache_mode(arg, flags) ? 1 : -1;
+    case 'd':
+        return parse_discard_mode(arg, flags) ? 1 : -1;
+    default:
+        return 0;
+    }
+}
+
 /* The current image is gone: "reopen" has nothing to go back to. */
 static void forget_open_params(void)
 {
@@ -202,30 +230,6 @@ static int open_f(BlockBackend *blk, int argc, char **argv)
         case 'C':
             error_report("-%c is not supported by qblock-io", c);
             goto fail;
-        case 'n':
-            flags = (flags | BDRV_O_NOCACHE) & ~BDRV_O_NO_FLUSH;
-            break;
-        case 'r':
-            flags &= ~BDRV_O_RDWR;
-            break;
-        case 'k':
-            flags |= BDRV_O_NATIVE_AIO;
-            break;
-        case 'i':
-            if (!parse_aio_mode(optarg, &flags)) {
-                goto fail;
-            }
-            break;
-        case 't':
-            if (!parse_cache_mode(optarg, &flags)) {
-                goto fail;
-            }
-            break;
-        case 'd':
-            if (!parse_discard_mode(optarg, &flags)) {
-                goto fail;
-            }
-            break;
         case 'o':
             if (!add_open_options(&opts, optarg)) {
                 goto fail;
@@ -235,8 +239,15 @@ static int open_f(BlockBackend *blk, int argc, char **argv)
             force_share = true;
             break;
         default:
-            qemuio_command_usage(&open_cmd);
-            goto fail;
+            switch (parse_open_option(c, optarg, &flags)) {
+            case 1:
+                break;
+            case 0:
+                qemuio_command_usage(&open_cmd);
+                /* fall through */
+            default:
+                goto fail;
+            }
         }
     }
     if (optind == argc - 1) {
@@ -590,37 +601,13 @@ int main(int argc, char **argv)
         case 'f':
             format = optarg;
             break;
-        case 'r':
-            flags &= ~BDRV_O_RDWR;
-            break;
         case 's':
         case 'C':
         case 'O':
             error_report("%s is not supported", argv[optind - 1]);
             goto out;
-        case 'n':
-            flags = (flags | BDRV_O_NOCACHE) & ~BDRV_O_NO_FLUSH;
-            break;
         case 'm':
             qemuio_misalign = true;
-            break;
-        case 'k':
-            flags |= BDRV_O_NATIVE_AIO;
-            break;
-        case 'i':
-            if (!parse_aio_mode(optarg, &flags)) {
-                goto out;
-            }
-            break;
-        case 't':
-            if (!parse_cache_mode(optarg, &flags)) {
-                goto out;
-            }
-            break;
-        case 'd':
-            if (!parse_discard_mode(optarg, &flags)) {
-                goto out;
-            }
             break;
         case 'T':
             if (!trace_opt_parse(optarg)) {
@@ -634,8 +621,15 @@ int main(int argc, char **argv)
             image_opts = true;
             break;
         default:
-            usage();
-            goto out;
+            switch (parse_open_option(c, optarg, &flags)) {
+            case 1:
+                break;
+            case 0:
+                usage();
+                /* fall through */
+            default:
+                goto out;
+            }
         }
     }
     if (argc - optind > 1) {
