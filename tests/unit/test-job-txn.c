@@ -8,6 +8,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/job.h"
+#include "testjob-drv.h"
 #include "qapi/qapi-events.h"
 
 static GString *seen;
@@ -31,55 +32,6 @@ void qapi_event_emit(QAPIEvent event, JsonNode *data)
                            json_object_get_string_member(o, "id"),
                            json_object_get_string_member(o, "status"));
 }
-
-typedef struct TestJob {
-    int iterations;             /* work units done */
-    int limit;                  /* stop after this many; 0: until cancel */
-    int ret;                    /* what run returns at the limit */
-    bool committed;
-    bool aborted;
-    bool cleaned;
-} TestJob;
-
-static int coroutine_fn test_job_run(Job *job, Error **errp)
-{
-    TestJob *t = job_opaque(job);
-
-    while (!job_is_cancelled(job)) {
-        if (t->limit && t->iterations == t->limit) {
-            if (t->ret < 0) {
-                error_setg(errp, "test failure");
-            }
-            return t->ret;
-        }
-        t->iterations++;
-        job_sleep_ns(job, 1000000);
-    }
-    return -ECANCELED;
-}
-
-static void test_job_commit(Job *job)
-{
-    ((TestJob *)job_opaque(job))->committed = true;
-}
-
-static void test_job_abort(Job *job)
-{
-    ((TestJob *)job_opaque(job))->aborted = true;
-}
-
-static void test_job_clean(Job *job)
-{
-    ((TestJob *)job_opaque(job))->cleaned = true;
-}
-
-static const JobDriver test_job_driver = {
-    .type = JOB_TYPE_BACKUP,
-    .run = test_job_run,
-    .commit = test_job_commit,
-    .abort = test_job_abort,
-    .clean = test_job_clean,
-};
 
 /* Two auto-dismissed jobs j1, j2 (added in that order) of one group. */
 static void start_pair(TestJob *t1, TestJob *t2, int flags1)

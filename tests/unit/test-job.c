@@ -6,6 +6,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/job.h"
+#include "testjob-drv.h"
 #include "qapi/qapi-events.h"
 
 /* The statuses announced since the last reset, as "a,b,c". */
@@ -119,56 +120,7 @@ static void test_verbs(void)
     }
 }
 
-/* ---- a test job ---- */
-
-typedef struct TestJob {
-    int iterations;             /* work units done */
-    int limit;                  /* stop after this many; 0: until cancel */
-    int ret;                    /* what run returns at the limit */
-    bool cleaned;
-    bool committed;
-    bool aborted;
-} TestJob;
-
-static int coroutine_fn test_job_run(Job *job, Error **errp)
-{
-    TestJob *t = job_opaque(job);
-
-    while (!job_is_cancelled(job)) {
-        if (t->limit && t->iterations == t->limit) {
-            if (t->ret < 0) {
-                error_setg(errp, "test failure");
-            }
-            return t->ret;
-        }
-        t->iterations++;
-        job_sleep_ns(job, 1000000);
-    }
-    return -ECANCELED;
-}
-
-static void test_job_commit(Job *job)
-{
-    ((TestJob *)job_opaque(job))->committed = true;
-}
-
-static void test_job_abort(Job *job)
-{
-    ((TestJob *)job_opaque(job))->aborted = true;
-}
-
-static void test_job_clean(Job *job)
-{
-    ((TestJob *)job_opaque(job))->cleaned = true;
-}
-
-static const JobDriver test_job_driver = {
-    .type = JOB_TYPE_BACKUP,
-    .run = test_job_run,
-    .commit = test_job_commit,
-    .abort = test_job_abort,
-    .clean = test_job_clean,
-};
+/* ---- lifecycles of a test job (testjob-drv.c) ---- */
 
 static void test_success_manual(void)
 {
