@@ -710,6 +710,15 @@ struct BlockCopyNotifier {
  * driver sees it.  The covered range includes the aligned blocks of a
  * read-modify-write.  Writes that keep the data (WRITE_UNCHANGED) need no
  * copy.
+ *
+ * When the target's backing is the source (fleecing), a reader of the
+ * target that found a cluster not yet copied reads it from the source
+ * through that backing edge.  Such a read may still be in flight when the
+ * copy completes, so the guest write also waits for it: otherwise the
+ * write could land in the middle of the read and the reader would see
+ * data newer than the point in time.  The reader registers its read
+ * without yielding after finding the cluster unallocated, so a read that
+ * is not listed here found the copied cluster in the target.
  */
 static int coroutine_fn block_copy_before_write(BdrvBeforeWriteNotifier *n,
                                                 BdrvTrackedRequest *req)
@@ -718,11 +727,16 @@ static int coroutine_fn block_copy_before_write(BdrvBeforeWriteNotifier *n,
     int64_t start = MIN(req->offset, req->overlap_offset);
     int64_t end = MAX(req->offset + req->bytes,
                       req->overlap_offset + req->overlap_bytes);
+    int ret;
 
     if (req->flags & BDRV_REQ_WRITE_UNCHANGED) {
         return 0;
     }
-    return block_copy(bn->s, start, end - start, true, NULL);
+    ret = block_copy(bn->s, start, end - start, true, NULL);
+    if (ret == 0) {
+        bdrv_co_wait_reads_from(req, bn->s->target->bs);
+    }
+    return ret;
 }
 
 BlockCopyNotifier *block_copy_install_notifier(BlockCopyState *s,

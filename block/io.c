@@ -151,6 +151,24 @@ BdrvTrackedRequest *bdrv_find_conflicting_request(BlockDriverState *bs,
     return NULL;
 }
 
+void coroutine_fn bdrv_co_wait_reads_from(BdrvTrackedRequest *self,
+                                         BlockDriverState *parent)
+{
+    BdrvTrackedRequest *req;
+
+restart:
+    QLIST_FOREACH(req, &self->bs->tracked_requests, list) {
+        if (req == self || req->type != BDRV_TRACKED_READ || !req->child ||
+            req->child->opaque != parent || req->waiting_for == self ||
+            !tracked_request_overlaps(req, self->overlap_offset,
+                                      self->overlap_bytes)) {
+            continue;
+        }
+        qemu_co_queue_wait(&req->wait_queue, NULL);
+        goto restart;
+    }
+}
+
 /*
  * Waits until no overlapping request conflicts with @self: a serialising
  * request waits for every overlapping one, and every request waits for
@@ -357,6 +375,7 @@ int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset,
 
     tracked_request_begin(&req, bs, offset - head, aligned_bytes,
                           BDRV_TRACKED_READ, flags);
+    req.child = child;
     if (!(flags & BDRV_REQ_NO_SERIALISING)) {
         wait_serialising_requests(&req);
     }

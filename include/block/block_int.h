@@ -81,6 +81,7 @@ typedef enum {
  */
 typedef struct BdrvTrackedRequest {
     BlockDriverState *bs;
+    BdrvChild *child;           /* the edge a read came through, or NULL */
     int64_t offset;
     int64_t bytes;
     BdrvTrackedRequestType type;
@@ -361,6 +362,13 @@ void bdrv_mark_request_serialising(BdrvTrackedRequest *req, uint64_t align);
 BdrvTrackedRequest *bdrv_find_conflicting_request(BlockDriverState *bs,
                                                   int64_t offset,
                                                   int64_t bytes);
+/*
+ * Waits until no read that @parent issued on self->bs through one of its
+ * child edges overlaps @self.  Reads already waiting for @self are not
+ * waited for, so this cannot deadlock with a serialising @self.
+ */
+void coroutine_fn bdrv_co_wait_reads_from(BdrvTrackedRequest *self,
+                                         BlockDriverState *parent);
 
 /* Counts a request in flight on @bs; bdrv_drain() waits for zero. */
 void bdrv_inc_in_flight(BlockDriverState *bs);
