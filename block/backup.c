@@ -15,6 +15,8 @@
 
 /* Bytes the background loop hands to block_copy() at a time. */
 #define BACKUP_CHUNK (1 * MiB)
+/* Chunks the background loop keeps in flight. */
+#define BACKUP_MAX_WORKERS 16
 /* How long sync=none sleeps between checks for cancel. */
 #define BACKUP_IDLE_NS 1000000000LL
 /* Pause after an ignored error before the retry, so the loop can run. */
@@ -81,71 +83,169 @@ static bool backup_chunk_copied(BackupState *s, int64_t offset, int64_t bytes)
 }
 
 /*
- * Copies one chunk, applying the error policy: returns 0 once the chunk is
- * in the target, or the error when the policy says report.  Stop pauses
- * the job (io-status set) and the chunk is retried after the resume;
+ * Applies the error policy to a failed chunk: returns 0 when the chunk is
+ * to be copied again, or the error when the policy says report.  Stop
+ * pauses the job (io-status set) here, and the retry follows the resume;
  * ignore retries after a short sleep.
  */
-static int coroutine_fn backup_copy_chunk(BackupState *s, int64_t offset,
-                                          int64_t bytes)
+static int coroutine_fn backup_handle_error(BackupState *s, int64_t offset,
+                                            int ret, bool is_read)
 {
     Job *job = s->bjob->job;
+    BlockErrorAction action;
 
-    for (;;) {
-        int64_t done = block_copy_bytes_done(s->bcs);
-        bool is_read = false;
-        BlockErrorAction action;
-        int ret;
-
-        trace_backup_chunk_enter(job, offset, bytes);
-        ret = block_copy(s->bcs, offset, bytes, true, &is_read);
-        trace_backup_chunk_process(job, offset, bytes, ret);
-        if (ret == 0) {
-            block_job_ratelimit_sleep(s->bjob,
-                                      block_copy_bytes_done(s->bcs) - done);
-            return 0;
-        }
-        if (is_read) {
-            trace_backup_chunk_read_fail(job, offset, ret);
-        } else {
-            trace_backup_chunk_write_fail(job, offset, ret);
-        }
-        action = block_job_error_action(s->bjob, is_read ? s->on_source_error
-                                                         : s->on_target_error,
-                                        is_read, ret);
-        if (action == BLOCK_ERROR_ACTION_REPORT) {
-            /* The job layer reports strerror(), as QEMU's backup does. */
-            return ret;
-        }
-        if (action == BLOCK_ERROR_ACTION_IGNORE) {
-            job_sleep_ns(job, BACKUP_RETRY_NS);
-        } else {
-            job_pause_point(job);
-        }
-        if (job_is_cancelled(job)) {
-            return -ECANCELED;
-        }
+    if (is_read) {
+        trace_backup_chunk_read_fail(job, offset, ret);
+    } else {
+        trace_backup_chunk_write_fail(job, offset, ret);
     }
+    action = block_job_error_action(s->bjob, is_read ? s->on_source_error
+                                                     : s->on_target_error,
+                                    is_read, ret);
+    if (action == BLOCK_ERROR_ACTION_REPORT) {
+        /* The job layer reports strerror(), as QEMU's backup does. */
+        return ret;
+    }
+    if (action == BLOCK_ERROR_ACTION_IGNORE) {
+        job_sleep_ns(job, BACKUP_RETRY_NS);
+    } else {
+        job_pause_point(job);
+    }
+    return job_is_cancelled(job) ? -ECANCELED : 0;
+}
+
+/*
+ * The background copy keeps up to BACKUP_MAX_WORKERS chunks in flight,
+ * each copied by block_copy() in its own coroutine, because one chunk at a
+ * time leaves the disk idle while a read waits for the previous write.
+ *
+ * The job's coroutine is the only dispatcher: it alone passes pause
+ * points, sleeps for the rate limit and applies the error policy, so the
+ * job layer only ever sees its own coroutine.  A chunk coroutine copies,
+ * records a failure and wakes the dispatcher if it waits; it never
+ * touches the job.  Before a pause point, an error action or returning,
+ * the dispatcher waits until no chunk is in flight: a paused job issues
+ * no I/O and nothing outlives the loop.
+ */
+typedef struct BackupDispatch {
+    BackupState *s;
+    int running;                /* chunk coroutines in flight */
+    Coroutine *waiter;          /* the dispatcher, waiting for a chunk */
+    int ret;                    /* error of the lowest failed chunk */
+    int64_t err_offset;         /* that chunk's offset, or -1 */
+    bool err_is_read;
+} BackupDispatch;
+
+typedef struct BackupChunk {
+    BackupDispatch *d;
+    int64_t offset;
+    int64_t bytes;
+} BackupChunk;
+
+static void coroutine_fn backup_chunk_entry(void *opaque)
+{
+    BackupChunk *c = opaque;
+    BackupDispatch *d = c->d;
+    Job *job = d->s->bjob->job;
+    bool is_read = false;
+    int ret;
+
+    trace_backup_chunk_enter(job, c->offset, c->bytes);
+    ret = block_copy(d->s->bcs, c->offset, c->bytes, true, &is_read);
+    trace_backup_chunk_process(job, c->offset, c->bytes, ret);
+    if (ret < 0 && (d->err_offset < 0 || c->offset < d->err_offset)) {
+        d->ret = ret;
+        d->err_offset = c->offset;
+        d->err_is_read = is_read;
+    }
+    d->running--;
+    if (d->waiter) {
+        Coroutine *co = d->waiter;
+
+        d->waiter = NULL;
+        aio_co_wake(co);
+    }
+    g_free(c);
+}
+
+/* Parks the dispatcher until fewer than @max chunks are in flight. */
+static void coroutine_fn backup_dispatch_wait(BackupDispatch *d, int max)
+{
+    while (d->running > max) {
+        d->waiter = qemu_coroutine_self();
+        qemu_coroutine_yield();
+    }
+}
+
+/*
+ * Whether the dispatcher must stop handing out chunks: every chunk in
+ * flight must end before the job pauses, fails or ends.
+ */
+static bool backup_dispatch_must_drain(BackupDispatch *d)
+{
+    Job *job = d->s->bjob->job;
+
+    return d->err_offset >= 0 || job_is_cancelled(job) ||
+           job_is_paused(job);
 }
 
 static int coroutine_fn backup_loop(BackupState *s)
 {
     Job *job = s->bjob->job;
-    int64_t offset, bytes;
+    BackupDispatch d = { .s = s, .err_offset = -1 };
+    int64_t offset = 0, bytes, done;
+    bool limited;
     int ret;
 
-    for (offset = 0; offset < s->len; offset += bytes) {
-        bytes = MIN(BACKUP_CHUNK, s->len - offset);
-        if (job_is_cancelled(job)) {
-            return -ECANCELED;
-        }
-        if (backup_chunk_copied(s, offset, bytes)) {
-            trace_backup_chunk_skip(job, offset, bytes);
+    while (offset < s->len || d.running) {
+        BackupChunk *c;
+
+        if (offset >= s->len || backup_dispatch_must_drain(&d)) {
+            backup_dispatch_wait(&d, 0);
+            if (job_is_cancelled(job)) {
+                return -ECANCELED;
+            }
+            if (d.err_offset >= 0) {
+                ret = backup_handle_error(s, d.err_offset, d.ret,
+                                          d.err_is_read);
+                if (ret < 0) {
+                    return ret;
+                }
+                /* Chunks past it that succeeded are skipped below. */
+                offset = d.err_offset;
+                d.err_offset = -1;
+            }
+            job_pause_point(job);
             continue;
         }
-        ret = backup_copy_chunk(s, offset, bytes);
-        if (ret < 0) {
-            return ret;
+        bytes = MIN(BACKUP_CHUNK, s->len - offset);
+        if (backup_chunk_copied(s, offset, bytes)) {
+            trace_backup_chunk_skip(job, offset, bytes);
+            offset += bytes;
+            continue;
+        }
+        /*
+         * A rate-limit sleep passes a pause point, where nothing may be in
+         * flight, so a limited job copies one chunk at a time and is
+         * charged for what the chunk really copied.
+         */
+        limited = ratelimit_enabled(&s->bjob->limit);
+        backup_dispatch_wait(&d, limited ? 0 : BACKUP_MAX_WORKERS - 1);
+        if (backup_dispatch_must_drain(&d)) {
+            continue;
+        }
+        done = block_copy_bytes_done(s->bcs);
+        c = g_new(BackupChunk, 1);
+        c->d = &d;
+        c->offset = offset;
+        c->bytes = bytes;
+        d.running++;
+        offset += bytes;
+        qemu_coroutine_enter(qemu_coroutine_create(backup_chunk_entry, c));
+        if (limited) {
+            backup_dispatch_wait(&d, 0);
+            block_job_ratelimit_sleep(s->bjob,
+                                      block_copy_bytes_done(s->bcs) - done);
         }
     }
     return 0;
