@@ -625,7 +625,8 @@ static int bdrv_child_flags(BlockDriverState *parent, const char *child_name,
 {
     int flags = parent->open_flags &
         (BDRV_O_RDWR | BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_UNMAP |
-         BDRV_O_CHECK | BDRV_O_NO_IO | BDRV_O_NATIVE_AIO | BDRV_O_IO_URING);
+         BDRV_O_CHECK | BDRV_O_NO_IO | BDRV_O_NATIVE_AIO | BDRV_O_IO_URING |
+         BDRV_O_THREAD_POOL);
 
     if (!strcmp(child_name, "file")) {
         flags |= BDRV_O_PROTOCOL;

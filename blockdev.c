@@ -579,7 +579,9 @@ static bool drive_translate_opts(QDict *opts, int *flags, bool *writethrough,
             *flags |= BDRV_O_NATIVE_AIO;
         } else if (!strcmp(aio, "io_uring")) {
             *flags |= BDRV_O_IO_URING;
-        } else if (strcmp(aio, "threads")) {
+        } else if (!strcmp(aio, "threads")) {
+            *flags |= BDRV_O_THREAD_POOL;
+        } else {
             error_setg(errp, "invalid aio option");
             return false;
         }

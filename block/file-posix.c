@@ -3,9 +3,10 @@
  *
  * Data requests go through one of three I/O engines:
  *
- *  - threads (default): preadv()/pwritev() in the thread pool;
- *  - io_uring (aio=io_uring): one ring per process, completions signalled
- *    on an eventfd watched by the main loop;
+ *  - io_uring (the default when built with liburing): one ring per
+ *    process, completions signalled on an eventfd watched by the main loop;
+ *  - threads (aio=threads, and the default without liburing):
+ *    preadv()/pwritev() in the thread pool;
  *  - Linux AIO (aio=native, needs cache.direct=on): one io_context per
  *    process, completions signalled the same way.
  *
@@ -356,6 +357,18 @@ static int64_t coroutine_fn luring_co_rw(BDRVRawState *bs_state,
         io_uring_prep_readv(sqe, bs_state->fd, iov, niov, offset);
     }
     io_uring_sqe_set_data(sqe, &req);
+    /*
+     * A buffered write is done inline by io_uring_submit() when it does not
+     * block: the main loop would copy the data into the page cache and run
+     * the filesystem's write path itself, one request after the other.
+     * Punting it to the kernel's workers lets writes proceed in parallel
+     * and keeps the loop free for new requests.  Buffered reads mostly
+     * hit the page cache and stay inline; O_DIRECT I/O is asynchronous
+     * anyway.
+     */
+    if (is_write && !bs_state->direct) {
+        io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+    }
     s->queued++;
     if (bs_state->aio_max_batch && s->queued >= bs_state->aio_max_batch) {
         luring_submit(s);
@@ -924,13 +937,27 @@ static void raw_probe_alignment(BDRVRawState *s)
     }
 }
 
+/*
+ * QEMU defaults to the thread pool.  We default to io_uring where it is
+ * built: each thread-pool request costs a futex wake-up on submission and
+ * another on completion, which bounds small random I/O and copy-before-write
+ * on the main loop's CPU.  An explicit aio=threads still gets the pool.
+ */
+#ifdef CONFIG_LINUX_IO_URING
+#define RAW_AIO_DEFAULT RAW_AIO_IO_URING
+#else
+#define RAW_AIO_DEFAULT RAW_AIO_THREADS
+#endif
+
 static bool raw_read_aio_option(QDict *options, int flags,
                                 RawAioEngine *aio, Error **errp)
 {
-    int def = RAW_AIO_THREADS;
+    int def = RAW_AIO_DEFAULT;
     int value;
 
-    if (flags & BDRV_O_IO_URING) {
+    if (flags & BDRV_O_THREAD_POOL) {
+        def = RAW_AIO_THREADS;
+    } else if (flags & BDRV_O_IO_URING) {
         def = RAW_AIO_IO_URING;
     } else if (flags & BDRV_O_NATIVE_AIO) {
         def = RAW_AIO_NATIVE;

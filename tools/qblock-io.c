@@ -60,12 +60,14 @@ static bool parse_cache_mode(const char *mode, int *flags)
 
 static bool parse_aio_mode(const char *mode, int *flags)
 {
-    *flags &= ~(BDRV_O_NATIVE_AIO | BDRV_O_IO_URING);
+    *flags &= ~(BDRV_O_NATIVE_AIO | BDRV_O_IO_URING | BDRV_O_THREAD_POOL);
     if (!strcmp(mode, "native")) {
         *flags |= BDRV_O_NATIVE_AIO;
     } else if (!strcmp(mode, "io_uring")) {
         *flags |= BDRV_O_IO_URING;
-    } else if (strcmp(mode, "threads")) {
+    } else if (!strcmp(mode, "threads")) {
+        *flags |= BDRV_O_THREAD_POOL;
+    } else {
         error_report("Invalid aio option: %s", mode);
         return false;
     }

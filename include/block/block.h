@@ -36,6 +36,7 @@ typedef struct BlockBackend BlockBackend;
 #define BDRV_O_NO_IO       0x10000 /* metadata only, no guest I/O */
 #define BDRV_O_NATIVE_AIO  0x20000 /* aio=native */
 #define BDRV_O_IO_URING    0x40000 /* aio=io_uring */
+#define BDRV_O_THREAD_POOL 0x80000 /* aio=threads, given explicitly */
 
 /* Request flags */
 typedef enum {
