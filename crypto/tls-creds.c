@@ -1,10 +1,11 @@
 /*
- * TLS credentials (x509 and PSK), their --object registry, and TLS
- * sessions layered over QemuCoSocket with GnuTLS.
+ * TLS credentials (x509, PSK and anonymous) and TLS sessions layered over
+ * QemuCoSocket with GnuTLS.  The objects naming credentials live in
+ * qom/object-interfaces.c.
  */
 #include "qemu/osdep.h"
-#include "qemu/qdict.h"
 #include "crypto/tls-creds.h"
+#include "qom/object-interfaces.h"
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -16,13 +17,15 @@
 #define QCRYPTO_TLS_PSK_FILE        "keys.psk"
 #define QCRYPTO_TLS_PSK_DEFAULT_USER "qemu"
 
-/* x509 certificates first; PSK adds the key-exchange methods it needs. */
-#define QCRYPTO_TLS_PRIORITY_X509   "NORMAL"
-#define QCRYPTO_TLS_PRIORITY_PSK    "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK"
+/* The default priority; PSK and anon add the key exchanges they need. */
+#define QCRYPTO_TLS_PRIORITY_DEFAULT "NORMAL"
+#define QCRYPTO_TLS_PRIORITY_PSK_SUFFIX ":+ECDHE-PSK:+DHE-PSK:+PSK"
+#define QCRYPTO_TLS_PRIORITY_ANON_SUFFIX ":+ANON-DH"
 
 typedef enum QCryptoTLSCredsType {
     QCRYPTO_TLS_CREDS_X509,
     QCRYPTO_TLS_CREDS_PSK,
+    QCRYPTO_TLS_CREDS_ANON,
 } QCryptoTLSCredsType;
 
 struct QCryptoTLSCreds {
@@ -31,9 +34,12 @@ struct QCryptoTLSCreds {
     QCryptoTLSCredsEndpoint endpoint;
     bool verify_peer;                   /* x509 */
     char *dir;                          /* PSK servers look keys up here */
+    char *priority;                     /* GnuTLS priority of sessions */
     gnutls_certificate_credentials_t x509;
     gnutls_psk_server_credentials_t psk_server;
     gnutls_psk_client_credentials_t psk_client;
+    gnutls_anon_server_credentials_t anon_server;
+    gnutls_anon_client_credentials_t anon_client;
 };
 
 struct QCryptoTLSSession {
@@ -85,6 +91,7 @@ static QCryptoTLSCreds *qcrypto_tls_creds_alloc(QCryptoTLSCredsType type,
     creds->type = type;
     creds->endpoint = ep;
     creds->dir = g_strdup(dir);
+    creds->priority = g_strdup(QCRYPTO_TLS_PRIORITY_DEFAULT);
     return creds;
 }
 
@@ -198,8 +205,7 @@ static bool qcrypto_tls_psk_lookup(const char *dir, const char *username,
         }
         return true;
     }
-    error_setg(errp, "Username '%s' not found in PSK file '%s'", username,
-               path);
+    error_setg(errp, "Username %s not found in PSK file %s", username, path);
     return false;
 }
 
@@ -262,6 +268,30 @@ fail:
     return NULL;
 }
 
+QCryptoTLSCreds *qcrypto_tls_creds_new_anon(QCryptoTLSCredsEndpoint endpoint,
+                                            Error **errp)
+{
+    QCryptoTLSCreds *creds = qcrypto_tls_creds_alloc(QCRYPTO_TLS_CREDS_ANON,
+                                                     NULL, endpoint);
+    int ret;
+
+    if (endpoint == QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT) {
+        gnutls_anon_allocate_client_credentials(&creds->anon_client);
+        return creds;
+    }
+    gnutls_anon_allocate_server_credentials(&creds->anon_server);
+    /* Anonymous Diffie-Hellman needs a group: one of RFC 7919's. */
+    ret = gnutls_anon_set_server_known_dh_params(creds->anon_server,
+                                                 GNUTLS_SEC_PARAM_MEDIUM);
+    if (ret < 0) {
+        error_setg(errp, "Cannot set Diffie-Hellman parameters: %s",
+                   gnutls_strerror(ret));
+        qcrypto_tls_creds_unref(creds);
+        return NULL;
+    }
+    return creds;
+}
+
 QCryptoTLSCreds *qcrypto_tls_creds_ref(QCryptoTLSCreds *creds)
 {
     creds->refcnt++;
@@ -282,7 +312,14 @@ void qcrypto_tls_creds_unref(QCryptoTLSCreds *creds)
     if (creds->psk_client) {
         gnutls_psk_free_client_credentials(creds->psk_client);
     }
+    if (creds->anon_server) {
+        gnutls_anon_free_server_credentials(creds->anon_server);
+    }
+    if (creds->anon_client) {
+        gnutls_anon_free_client_credentials(creds->anon_client);
+    }
     g_free(creds->dir);
+    g_free(creds->priority);
     g_free(creds);
 }
 
@@ -291,93 +328,115 @@ QCryptoTLSCredsEndpoint qcrypto_tls_creds_get_endpoint(QCryptoTLSCreds *c)
     return c->endpoint;
 }
 
-/* ---- Registry ---------------------------------------------------------- */
+/* ---- Objects ------------------------------------------------------------ */
 
-/* id -> QCryptoTLSCreds (one reference each); created on first use. */
-static GHashTable *qcrypto_tls_creds_objects;
+/*
+ * What x509 and PSK properties share.  QEMU 7.2 has no writable 'loaded'
+ * (credentials load when the object is complete), nor a default dir.
+ */
+static bool qcrypto_tls_creds_check_props(const TlsCredsProperties *props,
+                                          bool has_loaded,
+                                          const char *type, Error **errp)
+{
+    if (has_loaded) {
+        error_setg(errp, "Property '%s.loaded' is not writable", type);
+        return false;
+    }
+    if (!props->dir) {
+        error_setg(errp, "Missing 'dir' property value");
+        return false;
+    }
+    return true;
+}
 
-static const char *const qcrypto_tls_endpoint_names[] = {
-    "client", "server", NULL,
-};
+QCryptoTLSCreds *qcrypto_tls_creds_new(const ObjectOptions *opts,
+                                       Error **errp)
+{
+    const char *type = ObjectType_str(opts->qom_type);
+    /* Both property structs start with their TlsCredsProperties base. */
+    const TlsCredsProperties *props;
+    QCryptoTLSCredsEndpoint endpoint;
+    QCryptoTLSCreds *creds;
+
+    switch (opts->qom_type) {
+    case OBJECT_TYPE_TLS_CREDS_X509: {
+        const TlsCredsX509Properties *x509 = &opts->u.tls_creds_x509;
+
+        props = (const TlsCredsProperties *)x509;
+        if (!qcrypto_tls_creds_check_props(props, x509->has_loaded, type,
+                                           errp)) {
+            return NULL;
+        }
+        /* Encrypted keys need a secret object, and there are none. */
+        if (x509->passwordid) {
+            error_setg(errp, "No secret with id '%s'", x509->passwordid);
+            return NULL;
+        }
+        /* QEMU's defaults: client endpoint, peers verified. */
+        endpoint = props->has_endpoint ? props->endpoint :
+                   QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT;
+        creds = qcrypto_tls_creds_new_x509(props->dir, endpoint,
+                                           !props->has_verify_peer ||
+                                           props->verify_peer, errp);
+        break;
+    }
+    case OBJECT_TYPE_TLS_CREDS_PSK: {
+        const TlsCredsPskProperties *psk = &opts->u.tls_creds_psk;
+
+        props = (const TlsCredsProperties *)psk;
+        if (!qcrypto_tls_creds_check_props(props, psk->has_loaded, type,
+                                           errp)) {
+            return NULL;
+        }
+        endpoint = props->has_endpoint ? props->endpoint :
+                   QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT;
+        creds = qcrypto_tls_creds_new_psk(props->dir, endpoint,
+                                          psk->username, errp);
+        break;
+    }
+    case OBJECT_TYPE_TLS_CREDS_ANON: {
+        const TlsCredsAnonProperties *anon = &opts->u.tls_creds_anon;
+
+        props = (const TlsCredsProperties *)anon;
+        /* Unlike x509 and PSK, anon needs no files: dir is optional. */
+        if (anon->has_loaded) {
+            error_setg(errp, "Property '%s.loaded' is not writable", type);
+            return NULL;
+        }
+        creds = qcrypto_tls_creds_new_anon(props->has_endpoint ?
+                                           props->endpoint :
+                                           QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
+                                           errp);
+        break;
+    }
+    default:
+        g_assert_not_reached();
+    }
+    if (creds && props->priority) {
+        g_free(creds->priority);
+        creds->priority = g_strdup(props->priority);
+    }
+    return creds;
+}
 
 bool qcrypto_tls_creds_object_add(const char *optarg, Error **errp)
 {
-    g_autoptr(QDict) opts = keyval_parse(optarg, "qom-type", errp);
-    const char *type, *id, *dir;
-    QCryptoTLSCreds *creds;
-    int endpoint;
-    bool verify;
-
-    if (!opts) {
-        return false;
-    }
-    type = qdict_get_try_str(opts, "qom-type");
-    id = qdict_get_try_str(opts, "id");
-    dir = qdict_get_try_str(opts, "dir");
-    if (!type) {
-        error_setg(errp, "Parameter 'qom-type' is missing");
-        return false;
-    }
-    if (strcmp(type, "tls-creds-x509") && strcmp(type, "tls-creds-psk")) {
-        error_setg(errp, "Invalid object type '%s'", type);
-        return false;
-    }
-    if (!id) {
-        error_setg(errp, "Parameter 'id' is missing");
-        return false;
-    }
-    if (!dir) {
-        error_setg(errp, "Parameter 'dir' is missing");
-        return false;
-    }
-    if (qcrypto_tls_creds_objects &&
-        g_hash_table_contains(qcrypto_tls_creds_objects, id)) {
-        error_setg(errp, "attempt to add duplicate property '%s' to object "
-                   "(type 'container')", id);
-        return false;
-    }
-    /* QEMU's defaults: client endpoint, peers verified. */
-    if (!qdict_get_enum_opt(opts, "endpoint", qcrypto_tls_endpoint_names,
-                            QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, &endpoint,
-                            errp) ||
-        !qdict_get_bool_opt(opts, "verify-peer", true, &verify, errp)) {
-        return false;
-    }
-    if (!strcmp(type, "tls-creds-x509")) {
-        creds = qcrypto_tls_creds_new_x509(dir, endpoint, verify, errp);
-    } else {
-        creds = qcrypto_tls_creds_new_psk(dir, endpoint,
-                                          qdict_get_try_str(opts, "username"),
-                                          errp);
-    }
-    if (!creds) {
-        return false;
-    }
-    if (!qcrypto_tls_creds_objects) {
-        qcrypto_tls_creds_objects = g_hash_table_new_full(
-            g_str_hash, g_str_equal, g_free,
-            (GDestroyNotify)qcrypto_tls_creds_unref);
-    }
-    g_hash_table_insert(qcrypto_tls_creds_objects, g_strdup(id), creds);
-    return true;
+    return user_creatable_add_str(optarg, errp);
 }
 
 QCryptoTLSCreds *qcrypto_tls_creds_find(const char *id,
                                         QCryptoTLSCredsEndpoint endpoint,
                                         Error **errp)
 {
-    QCryptoTLSCreds *creds = NULL;
+    QCryptoTLSCreds *creds = user_creatable_find(id);
 
-    if (qcrypto_tls_creds_objects) {
-        creds = g_hash_table_lookup(qcrypto_tls_creds_objects, id);
-    }
     if (!creds) {
         error_setg(errp, "No TLS credentials with id '%s'", id);
         return NULL;
     }
     if (creds->endpoint != endpoint) {
-        error_setg(errp, "Expecting TLS credentials with a %s endpoint",
-                   qcrypto_tls_endpoint_names[endpoint]);
+        error_setg(errp, "Expected TLS credentials for a %s endpoint",
+                   QCryptoTLSCredsEndpoint_str(endpoint));
         return NULL;
     }
     return creds;
@@ -385,7 +444,7 @@ QCryptoTLSCreds *qcrypto_tls_creds_find(const char *id,
 
 void qcrypto_tls_creds_object_del_all(void)
 {
-    g_clear_pointer(&qcrypto_tls_creds_objects, g_hash_table_destroy);
+    user_creatable_cleanup();
 }
 
 /* ---- Sessions ------------------------------------------------------------ */
@@ -396,6 +455,7 @@ QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds,
 {
     bool server = creds->endpoint == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
     g_autoptr(QCryptoTLSSession) sess = g_new0(QCryptoTLSSession, 1);
+    g_autofree char *priority = NULL;
     int ret;
 
     sess->creds = qcrypto_tls_creds_ref(creds);
@@ -408,25 +468,39 @@ QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds,
         sess->session = NULL;
         return NULL;
     }
-    if (creds->type == QCRYPTO_TLS_CREDS_X509) {
-        ret = gnutls_priority_set_direct(sess->session,
-                                         QCRYPTO_TLS_PRIORITY_X509, NULL);
-        if (ret >= 0) {
-            ret = gnutls_credentials_set(sess->session,
-                                         GNUTLS_CRD_CERTIFICATE, creds->x509);
-        }
+    priority = g_strconcat(creds->priority,
+                           creds->type == QCRYPTO_TLS_CREDS_PSK ?
+                           QCRYPTO_TLS_PRIORITY_PSK_SUFFIX :
+                           creds->type == QCRYPTO_TLS_CREDS_ANON ?
+                           QCRYPTO_TLS_PRIORITY_ANON_SUFFIX : "", NULL);
+    ret = gnutls_priority_set_direct(sess->session, priority, NULL);
+    if (ret < 0) {
+        /* QEMU 7.2 words the x509 case differently. */
+        error_setg(errp, creds->type == QCRYPTO_TLS_CREDS_X509 ?
+                   "Cannot set default TLS session priority %s: %s" :
+                   "Unable to set TLS session priority %s: %s",
+                   priority, gnutls_strerror(ret));
+        return NULL;
+    }
+    switch (creds->type) {
+    case QCRYPTO_TLS_CREDS_X509:
+        ret = gnutls_credentials_set(sess->session, GNUTLS_CRD_CERTIFICATE,
+                                     creds->x509);
         if (server && creds->verify_peer) {
             gnutls_certificate_server_set_request(sess->session,
                                                   GNUTLS_CERT_REQUIRE);
         }
-    } else {
-        ret = gnutls_priority_set_direct(sess->session,
-                                         QCRYPTO_TLS_PRIORITY_PSK, NULL);
-        if (ret >= 0) {
-            ret = gnutls_credentials_set(sess->session, GNUTLS_CRD_PSK,
-                                         server ? (void *)creds->psk_server :
-                                         (void *)creds->psk_client);
-        }
+        break;
+    case QCRYPTO_TLS_CREDS_PSK:
+        ret = gnutls_credentials_set(sess->session, GNUTLS_CRD_PSK,
+                                     server ? (void *)creds->psk_server :
+                                     (void *)creds->psk_client);
+        break;
+    case QCRYPTO_TLS_CREDS_ANON:
+        ret = gnutls_credentials_set(sess->session, GNUTLS_CRD_ANON,
+                                     server ? (void *)creds->anon_server :
+                                     (void *)creds->anon_client);
+        break;
     }
     if (ret < 0) {
         error_setg(errp, "Cannot set TLS session credentials: %s",
@@ -496,7 +570,45 @@ static const QemuCoSocketLayer qcrypto_tls_session_layer = {
     .write = qcrypto_tls_session_write,
 };
 
-/* Checks the peer's certificate chain (and the server's host name). */
+/*
+ * A client's check of the server certificate's name against @hostname,
+ * QEMU's way: a client that verifies the server must know whom it
+ * expects (over a unix socket only tls-hostname says).
+ */
+static int qcrypto_tls_session_check_hostname(QCryptoTLSSession *sess,
+                                              Error **errp)
+{
+    const gnutls_datum_t *certs;
+    gnutls_x509_crt_t crt;
+    unsigned ncerts = 0;
+    int ok;
+
+    if (!sess->hostname) {
+        error_setg(errp, "No hostname for certificate validation");
+        return -1;
+    }
+    certs = gnutls_certificate_get_peers(sess->session, &ncerts);
+    if (!certs || !ncerts) {
+        error_setg(errp, "No certificate peers");
+        return -1;
+    }
+    if (gnutls_x509_crt_init(&crt) < 0) {
+        error_setg(errp, "Cannot initialize certificate");
+        return -1;
+    }
+    /* The first certificate is the server's own; the rest is its chain. */
+    ok = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0 &&
+         gnutls_x509_crt_check_hostname(crt, sess->hostname);
+    gnutls_x509_crt_deinit(crt);
+    if (!ok) {
+        error_setg(errp, "Certificate does not match the hostname %s",
+                   sess->hostname);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks the peer's certificate chain, then the server's host name. */
 static int qcrypto_tls_session_check_peer(QCryptoTLSSession *sess,
                                           Error **errp)
 {
@@ -508,15 +620,13 @@ static int qcrypto_tls_session_check_peer(QCryptoTLSSession *sess,
         !sess->creds->verify_peer) {
         return 0;
     }
-    if (sess->creds->endpoint == QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT &&
-        sess->hostname) {
-        ret = gnutls_certificate_verify_peers3(sess->session, sess->hostname,
-                                               &status);
-    } else {
-        ret = gnutls_certificate_verify_peers2(sess->session, &status);
-    }
+    ret = gnutls_certificate_verify_peers2(sess->session, &status);
     if (ret < 0) {
         error_setg(errp, "Verify failed: %s", gnutls_strerror(ret));
+        return -1;
+    }
+    if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
+        error_setg(errp, "The certificate hasn't got a known issuer");
         return -1;
     }
     if (status) {
@@ -528,6 +638,9 @@ static int qcrypto_tls_session_check_peer(QCryptoTLSSession *sess,
             gnutls_free(out.data);
         }
         return -1;
+    }
+    if (sess->creds->endpoint == QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT) {
+        return qcrypto_tls_session_check_hostname(sess, errp);
     }
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "sysemu/blockdev.h"
 #include "block/export.h"
 #include "hw/block/virtio-blk.h"
+#include "qom/object-interfaces.h"
 #include <glib-unix.h>
 
 /* Every option, in command-line order, is processed in phases. */
@@ -110,11 +111,13 @@ static void usage(void)
 "           [,description=TEXT][,allocation-depth=on]\n"
 "                             export a node over the NBD server\n"
 "  --object tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client]\n"
-"           [,verify-peer=on|off]\n"
+"           [,verify-peer=on|off][,priority=PRIO]\n"
 "  --object tls-creds-psk,id=ID,dir=DIR[,endpoint=server|client]\n"
-"           [,username=NAME]\n"
+"           [,username=NAME][,priority=PRIO]\n"
+"  --object tls-creds-anon,id=ID[,endpoint=server|client]\n"
 "                             TLS credentials for the NBD server\n"
-"                             (--nbd-server tls-creds=ID) or NBD nodes\n"
+"                             (--nbd-server tls-creds=ID) or NBD nodes,\n"
+"                             as QMP object-add creates them\n"
 "  -qmp unix:PATH,server=on,wait=off\n"
 "  -qmp tcp:HOST:PORT,server=on,wait=off\n"
 "  -qmp stdio                 a QMP monitor (-qmp-pretty: pretty JSON)\n"
@@ -807,7 +810,7 @@ static void run_phase(GArray *opts, unsigned kinds)
             ok = add_export(o->arg, &err);
             break;
         case OPT_OBJECT:
-            ok = qcrypto_tls_creds_object_add(o->arg, &err);
+            ok = user_creatable_add_str(o->arg, &err);
             break;
         case OPT_QMP:
         case OPT_QMP_PRETTY:
@@ -910,7 +913,8 @@ int main(int argc, char **argv)
     /* Exports hold node references: they must be gone before nodes close. */
     blockdev_nbd_close_all_for_exit();
     blockdev_close_all_for_exit();
-    qcrypto_tls_creds_object_del_all();
+    /* After the server and the nodes, which may hold credentials. */
+    user_creatable_cleanup();
     if (pidfile) {
         unlink(pidfile);
         g_free(pidfile);

@@ -2,15 +2,17 @@
  * TLS credentials (GnuTLS) and TLS sessions layered over coroutine
  * sockets, for NBD's STARTTLS.
  *
- * Credentials are named objects created from the command line, in the
- * spelling of QEMU's -object:
+ * Credentials are named objects (qom/object-interfaces.c) created by QMP
+ * object-add or from the command line, in the spelling of QEMU's -object:
  *
  *   tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client][,verify-peer=on|off]
  *   tls-creds-psk,id=ID,dir=DIR[,endpoint=server|client][,username=NAME]
+ *   tls-creds-anon,id=ID[,endpoint=server|client]
  *
  * x509 reads ca-cert.pem, server-cert.pem and server-key.pem (servers) or
  * ca-cert.pem and optionally client-cert.pem + client-key.pem (clients)
- * from DIR.  PSK reads DIR/keys.psk, lines of "username:hexkey".
+ * from DIR.  PSK reads DIR/keys.psk, lines of "username:hexkey".  Anon
+ * credentials encrypt without authenticating either side.
  *
  * Everything runs in the main loop thread.
  */
@@ -20,11 +22,8 @@
 #include "qemu/osdep.h"
 #include "qemu/error.h"
 #include "qemu/sockets.h"
-
-typedef enum QCryptoTLSCredsEndpoint {
-    QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
-    QCRYPTO_TLS_CREDS_ENDPOINT_SERVER,
-} QCryptoTLSCredsEndpoint;
+/* QCryptoTLSCredsEndpoint and ObjectOptions come from the schema. */
+#include "qapi/qapi-types.h"
 
 typedef struct QCryptoTLSCreds QCryptoTLSCreds;
 typedef struct QCryptoTLSSession QCryptoTLSSession;
@@ -38,26 +37,40 @@ QCryptoTLSCreds *qcrypto_tls_creds_new_psk(const char *dir,
                                            QCryptoTLSCredsEndpoint endpoint,
                                            const char *username,
                                            Error **errp);
+/* Anonymous credentials: encryption only, nobody is authenticated. */
+QCryptoTLSCreds *qcrypto_tls_creds_new_anon(QCryptoTLSCredsEndpoint endpoint,
+                                            Error **errp);
+/*
+ * Credentials from object-add's options (@opts->qom_type is one of the
+ * tls-creds types): dir, endpoint, verify-peer, priority, username.
+ */
+QCryptoTLSCreds *qcrypto_tls_creds_new(const ObjectOptions *opts,
+                                       Error **errp);
 QCryptoTLSCreds *qcrypto_tls_creds_ref(QCryptoTLSCreds *creds);
 void qcrypto_tls_creds_unref(QCryptoTLSCreds *creds);
 QCryptoTLSCredsEndpoint qcrypto_tls_creds_get_endpoint(QCryptoTLSCreds *c);
 
 /*
- * The object registry behind --object.  qcrypto_tls_creds_object_add()
- * parses "tls-creds-x509,id=..." (or tls-creds-psk) and registers the
- * credentials under their id, which must be new.
+ * --object for the tools: "tls-creds-x509,id=..." (or -psk, -anon) is
+ * created like QMP object-add creates it (user_creatable_add_str()).
  */
 bool qcrypto_tls_creds_object_add(const char *optarg, Error **errp);
-/* Borrowed (the registry keeps its reference); NULL with @errp. */
+/*
+ * The credentials object @id, checked to be for @endpoint.  Borrowed:
+ * take a reference to keep them, as object-del may drop the object's.
+ * NULL with @errp.
+ */
 QCryptoTLSCreds *qcrypto_tls_creds_find(const char *id,
                                         QCryptoTLSCredsEndpoint endpoint,
                                         Error **errp);
-/* Drops every registered object (at exit, for leak checkers). */
+/* Drops every object (at exit, for leak checkers). */
 void qcrypto_tls_creds_object_del_all(void);
 
 /*
  * A session for one connection.  @hostname (clients, x509 only) is
- * checked against the server certificate; NULL skips that check.
+ * checked against the server certificate.  Clients that verify the
+ * server (verify-peer, the default) need one: without, the handshake
+ * fails with "No hostname for certificate validation", as in QEMU.
  */
 QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds,
                                            const char *hostname,
