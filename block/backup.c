@@ -258,8 +258,14 @@ static int coroutine_fn backup_run(Job *job, Error **errp)
 
     trace_backup_run(job, s->sync, s->len);
     if (s->sync == MIRROR_SYNC_MODE_NONE) {
-        /* Only copy-before-write works; the job lasts until cancelled. */
+        /*
+         * Only copy-before-write works; the job lasts until cancelled, or
+         * until a copy written behind its guest write fails.
+         */
         while (!job_is_cancelled(job)) {
+            if (block_copy_error(s->bcs)) {
+                return block_copy_error(s->bcs);
+            }
             job_sleep_ns(job, BACKUP_IDLE_NS);
         }
         return -ECANCELED;

@@ -19,16 +19,31 @@
 
 typedef struct BlockCopyCall BlockCopyCall;
 
+/* A data extent a write-behind task still has to write to the target. */
+typedef struct BlockCopyExtent {
+    int64_t offset;
+    int64_t bytes;
+} BlockCopyExtent;
+
 /*
  * A claimed range being copied by its own coroutine.  Its clusters are
  * clear in the copy map while it is listed in s->tasks.
+ *
+ * A write-behind task (copy-before-write) becomes *safe* once the old
+ * data is read into @buf: its call stops waiting for it, the guest write
+ * goes on, and point-in-time readers are served from @buf until the write
+ * to the target ends the task.
  */
 typedef struct BlockCopyTask {
     BlockCopyState *s;
-    BlockCopyCall *call;        /* the call that claimed it */
+    BlockCopyCall *call;        /* the call that claimed it; NULL once safe */
     int64_t offset;
     int64_t bytes;
-    CoQueue waiters;            /* calls waiting for the task to end */
+    bool write_behind;
+    bool safe;
+    void *buf;                  /* write-behind: the data of the whole range */
+    GArray *extents;            /* write-behind: BlockCopyExtents to write */
+    CoQueue waiters;            /* waiting for the task to end or be safe */
     QLIST_ENTRY(BlockCopyTask) next;
 } BlockCopyTask;
 
@@ -66,6 +81,15 @@ struct BlockCopyState {
     RateLimit rate_limit;
     BlockCopyCall *run_call;    /* the active block_copy_run(), if any */
     bool cancelled;
+
+    int write_behind_tasks;     /* safe tasks still writing */
+    int64_t write_behind_bytes; /* their bytes, already counted as done */
+    /*
+     * A failed write-behind: the old data existed only in memory, so the
+     * point in time is lost for good.  Readers get this error, the
+     * background loop returns it, copy-before-write stops.
+     */
+    int error;
 };
 
 BlockCopyState *block_copy_state_new(BdrvChild *source, BdrvChild *target,
@@ -147,6 +171,8 @@ void block_copy_state_free(BlockCopyState *s)
     if (!s) {
         return;
     }
+    /* Guest writes are drained; their write-behinds may still run. */
+    AIO_WAIT_WHILE(s->write_behind_tasks > 0);
     assert(QLIST_EMPTY(&s->tasks) && s->calls == 0);
     hbitmap_free(s->copy_bitmap);
     g_free(s);
@@ -226,12 +252,13 @@ int coroutine_fn block_copy_reset_unallocated(BlockCopyState *s,
 }
 
 static BlockCopyTask *block_copy_find_task(BlockCopyState *s, int64_t offset,
-                                           int64_t bytes)
+                                           int64_t bytes, bool skip_safe)
 {
     BlockCopyTask *t;
 
     QLIST_FOREACH(t, &s->tasks, next) {
-        if (offset < t->offset + t->bytes && t->offset < offset + bytes) {
+        if (offset < t->offset + t->bytes && t->offset < offset + bytes &&
+            !(skip_safe && t->safe)) {
             return t;
         }
     }
@@ -271,16 +298,29 @@ static bool coroutine_fn block_copy_zero_extent(BlockCopyState *s,
     return false;
 }
 
-/* Copies [offset, offset + bytes): zero extents as write-zeroes. */
-static int coroutine_fn block_copy_do_copy(BlockCopyState *s, int64_t offset,
-                                           int64_t bytes, bool *error_is_read)
+/*
+ * Copies the task's range: zero extents as write-zeroes at once, data
+ * extents read and, unless the task writes behind, written at once.  A
+ * write-behind task keeps all of its range in t->buf (zero extents as
+ * zeroes, so readers can be served any part of it) and its data extents
+ * in t->extents for block_copy_write_behind().
+ */
+static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
+                                           bool *error_is_read)
 {
-    int64_t end = offset + bytes;
+    BlockCopyState *s = t->s;
+    int64_t offset = t->offset;
+    int64_t end = t->offset + t->bytes;
     void *buf = NULL;
     int ret = 0;
 
+    if (t->write_behind) {
+        t->buf = qemu_blockalign(s->source->bs, t->bytes);
+        t->extents = g_array_new(FALSE, FALSE, sizeof(BlockCopyExtent));
+    }
     while (offset < end) {
         int64_t len;
+        uint8_t *p;
 
         if (block_copy_zero_extent(s, offset, end - offset, &len)) {
             trace_block_copy_write_zeroes(s, offset, len);
@@ -290,23 +330,38 @@ static int coroutine_fn block_copy_do_copy(BlockCopyState *s, int64_t offset,
                 *error_is_read = false;
                 break;
             }
+            if (t->buf) {
+                memset((uint8_t *)t->buf + (offset - t->offset), 0, len);
+            }
+            offset += len;
+            continue;
+        }
+        if (t->buf) {
+            p = (uint8_t *)t->buf + (offset - t->offset);
         } else {
             if (!buf) {
-                buf = qemu_blockalign(s->source->bs, bytes);
+                buf = qemu_blockalign(s->source->bs, t->bytes);
             }
-            /*
-             * Called from a guest write's before-write notifier, the read
-             * must not wait for that (possibly serialising) write.  What
-             * it reads is still the old data: the write waits for us.
-             */
-            ret = bdrv_co_pread(s->source, offset, len, buf,
-                                BDRV_REQ_NO_SERIALISING);
-            if (ret < 0) {
-                trace_block_copy_read_fail(s, offset, ret);
-                *error_is_read = true;
-                break;
-            }
-            ret = bdrv_co_pwrite(s->target, offset, len, buf,
+            p = buf;
+        }
+        /*
+         * Called from a guest write's before-write notifier, the read
+         * must not wait for that (possibly serialising) write.  What it
+         * reads is still the old data: the write waits for us.
+         */
+        ret = bdrv_co_pread(s->source, offset, len, p,
+                            BDRV_REQ_NO_SERIALISING);
+        if (ret < 0) {
+            trace_block_copy_read_fail(s, offset, ret);
+            *error_is_read = true;
+            break;
+        }
+        if (t->write_behind) {
+            BlockCopyExtent e = { .offset = offset, .bytes = len };
+
+            g_array_append_val(t->extents, e);
+        } else {
+            ret = bdrv_co_pwrite(s->target, offset, len, p,
                                  s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
             if (ret < 0) {
                 trace_block_copy_write_fail(s, offset, ret);
@@ -318,6 +373,27 @@ static int coroutine_fn block_copy_do_copy(BlockCopyState *s, int64_t offset,
     }
     qemu_vfree(buf);
     return ret;
+}
+
+/* Writes the data extents a safe write-behind task holds in t->buf. */
+static int coroutine_fn block_copy_write_behind(BlockCopyTask *t)
+{
+    BlockCopyState *s = t->s;
+    guint i;
+    int ret;
+
+    for (i = 0; i < t->extents->len; i++) {
+        BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
+
+        ret = bdrv_co_pwrite(s->target, e->offset, e->bytes,
+                             (uint8_t *)t->buf + (e->offset - t->offset),
+                             s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
+        if (ret < 0) {
+            trace_block_copy_write_fail(s, e->offset, ret);
+            return ret;
+        }
+    }
+    return 0;
 }
 
 /* Parks the caller of @call until one of its tasks ends. */
@@ -338,30 +414,66 @@ static void block_copy_call_kick(BlockCopyCall *call)
 }
 
 /*
+ * A write-behind task has the old data in t->buf: its call stops waiting
+ * for it (the guest write may go on) and readers may use the buffer.  The
+ * target's in-flight counter makes a drain of the target wait for the
+ * write that follows.
+ */
+static void block_copy_task_set_safe(BlockCopyTask *t)
+{
+    BlockCopyCall *call = t->call;
+
+    t->safe = true;
+    t->call = NULL;
+    /* The data is secured: this is the progress a guest write sees. */
+    t->s->bytes_done += t->bytes;
+    if (t->s->progress_cb) {
+        t->s->progress_cb(t->s->progress_opaque, t->bytes);
+    }
+    t->s->write_behind_tasks++;
+    t->s->write_behind_bytes += t->bytes;
+    bdrv_inc_in_flight(t->s->target->bs);
+    qemu_co_queue_restart_all(&t->waiters);
+    call->running--;
+    block_copy_call_kick(call);
+}
+
+/*
  * A task's coroutine: copies, then either keeps the clusters clear
  * (success) or marks them again (failure), and wakes everyone waiting for
  * it.  The task is freed here; waiters never touch it after waking.
+ *
+ * A write-behind task that fails after it was safe cannot mark its
+ * clusters again: the source already holds newer data.  The old data is
+ * lost, and so is the point in time: s->error records it.
  */
 static void coroutine_fn block_copy_task_entry(void *opaque)
 {
     BlockCopyTask *t = opaque;
     BlockCopyState *s = t->s;
-    BlockCopyCall *call = t->call;
     bool error_is_read = false;
     int ret;
 
-    ret = block_copy_do_copy(s, t->offset, t->bytes, &error_is_read);
+    ret = block_copy_do_copy(t, &error_is_read);
+    if (ret == 0 && t->write_behind && t->extents->len) {
+        block_copy_task_set_safe(t);
+        ret = block_copy_write_behind(t);
+    }
     trace_block_copy_task_end(s, t->offset, t->bytes, ret);
 
     QLIST_REMOVE(t, next);
     s->in_flight_bytes -= t->bytes;
-    if (ret < 0) {
-        hbitmap_set(s->copy_bitmap, t->offset, t->bytes);
-        if (!call->ret) {
-            call->ret = ret;
-            call->error_is_read = error_is_read;
+    if (ret < 0 && t->safe) {
+        if (!s->error) {
+            s->error = ret;
         }
-    } else {
+    } else if (ret < 0) {
+        hbitmap_set(s->copy_bitmap, t->offset, t->bytes);
+        if (!t->call->ret) {
+            t->call->ret = ret;
+            t->call->error_is_read = error_is_read;
+        }
+    } else if (!t->safe) {
         s->bytes_done += t->bytes;
         if (s->progress_cb) {
             s->progress_cb(s->progress_opaque, t->bytes);
@@ -369,8 +481,18 @@ static void coroutine_fn block_copy_task_entry(void *opaque)
     }
     qemu_co_queue_restart_all(&t->waiters);
     qemu_co_queue_restart_all(&s->mem_waiters);
-    call->running--;
-    block_copy_call_kick(call);
+    if (t->safe) {
+        s->write_behind_tasks--;
+        s->write_behind_bytes -= t->bytes;
+        bdrv_dec_in_flight(s->target->bs);
+    } else {
+        t->call->running--;
+        block_copy_call_kick(t->call);
+    }
+    qemu_vfree(t->buf);
+    if (t->extents) {
+        g_array_free(t->extents, TRUE);
+    }
     g_free(t);
 }
 
@@ -380,7 +502,8 @@ static void coroutine_fn block_copy_task_entry(void *opaque)
  * clearing it here, which is what makes claims exclusive.
  */
 static void block_copy_task_start(BlockCopyState *s, BlockCopyCall *call,
-                                  int64_t offset, int64_t bytes)
+                                  int64_t offset, int64_t bytes,
+                                  bool write_behind)
 {
     BlockCopyTask *t = g_new0(BlockCopyTask, 1);
 
@@ -388,6 +511,7 @@ static void block_copy_task_start(BlockCopyState *s, BlockCopyCall *call,
     t->call = call;
     t->offset = offset;
     t->bytes = bytes;
+    t->write_behind = write_behind;
     qemu_co_queue_init(&t->waiters);
     hbitmap_reset(s->copy_bitmap, offset, bytes);
     QLIST_INSERT_HEAD(&s->tasks, t, next);
@@ -427,7 +551,8 @@ static void coroutine_fn block_copy_sleep(BlockCopyCall *call, int64_t ns)
 static void coroutine_fn block_copy_pass(BlockCopyState *s,
                                          BlockCopyCall *call,
                                          int64_t start, int64_t end,
-                                         bool rate_limited, bool background)
+                                         bool rate_limited, bool background,
+                                         bool write_behind)
 {
     int64_t pos = start;
 
@@ -466,7 +591,7 @@ static void coroutine_fn block_copy_pass(BlockCopyState *s,
             }
             ratelimit_account(&s->rate_limit, area_bytes);
         }
-        block_copy_task_start(s, call, area, area_bytes);
+        block_copy_task_start(s, call, area, area_bytes, write_behind);
         pos = area + area_bytes;
     }
     while (call->running > 0) {
@@ -474,14 +599,23 @@ static void coroutine_fn block_copy_pass(BlockCopyState *s,
     }
 }
 
-int coroutine_fn block_copy(BlockCopyState *s, int64_t offset,
-                            int64_t bytes, bool ignore_ratelimit,
-                            bool *error_is_read)
+/*
+ * Copies every dirty cluster of the range and waits until each one is
+ * copied or, with @write_behind, at least safe: read into the buffer of a
+ * task whose write to the target is in flight.  A write-behind call waits
+ * only for tasks that are not safe yet; the others are what it would have
+ * done itself.  Once a write-behind failed there is nothing left to
+ * protect, and a write-behind call returns at once.
+ */
+static int coroutine_fn block_copy_range(BlockCopyState *s, int64_t offset,
+                                         int64_t bytes, bool ignore_ratelimit,
+                                         bool write_behind,
+                                         bool *error_is_read)
 {
     BlockCopyCall call = { 0 };
     int64_t start, end;
 
-    if (bytes <= 0 || offset >= s->len) {
+    if (bytes <= 0 || offset >= s->len || (write_behind && s->error)) {
         return 0;
     }
     start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
@@ -491,12 +625,13 @@ int coroutine_fn block_copy(BlockCopyState *s, int64_t offset,
     for (;;) {
         BlockCopyTask *t;
 
-        block_copy_pass(s, &call, start, end, !ignore_ratelimit, false);
+        block_copy_pass(s, &call, start, end, !ignore_ratelimit, false,
+                        write_behind);
         if (call.ret) {
             break;
         }
         /* Clusters of the range that others are copying. */
-        t = block_copy_find_task(s, start, end - start);
+        t = block_copy_find_task(s, start, end - start, write_behind);
         if (t) {
             trace_block_copy_wait_task(s, t->offset, t->bytes);
             qemu_co_queue_wait(&t->waiters, NULL);
@@ -514,6 +649,14 @@ int coroutine_fn block_copy(BlockCopyState *s, int64_t offset,
     return call.ret;
 }
 
+int coroutine_fn block_copy(BlockCopyState *s, int64_t offset,
+                            int64_t bytes, bool ignore_ratelimit,
+                            bool *error_is_read)
+{
+    return block_copy_range(s, offset, bytes, ignore_ratelimit, false,
+                            error_is_read);
+}
+
 /*
  * A block_copy() that its caller may stop waiting for.  Shared by the
  * copying coroutine and the waiter; the last of them frees it.
@@ -523,6 +666,7 @@ typedef struct BlockCopyDetached {
     int64_t offset;
     int64_t bytes;
     int ret;
+    bool write_behind;
     bool error_is_read;
     bool done;
     Coroutine *waiter;          /* NULL once woken (or given up) */
@@ -551,7 +695,8 @@ static void coroutine_fn block_copy_detached_entry(void *opaque)
     BlockCopyDetached *d = opaque;
     BlockDriverState *source_bs = d->s->source->bs;
 
-    d->ret = block_copy(d->s, d->offset, d->bytes, true, &d->error_is_read);
+    d->ret = block_copy_range(d->s, d->offset, d->bytes, true,
+                              d->write_behind, &d->error_is_read);
     d->done = true;
     block_copy_detached_kick(d);
     bdrv_dec_in_flight(source_bs);
@@ -565,6 +710,7 @@ static void block_copy_timeout_cb(void *opaque)
 
 int coroutine_fn block_copy_with_timeout(BlockCopyState *s, int64_t offset,
                                          int64_t bytes, int64_t timeout_ns,
+                                         bool write_behind,
                                          bool *error_is_read)
 {
     BlockCopyDetached *d;
@@ -572,11 +718,13 @@ int coroutine_fn block_copy_with_timeout(BlockCopyState *s, int64_t offset,
     int ret;
 
     if (!timeout_ns) {
-        return block_copy(s, offset, bytes, true, error_is_read);
+        return block_copy_range(s, offset, bytes, true, write_behind,
+                                error_is_read);
     }
     d = g_new0(BlockCopyDetached, 1);
     *d = (BlockCopyDetached) {
         .s = s, .offset = offset, .bytes = bytes, .refcnt = 2,
+        .write_behind = write_behind,
     };
     /* Drain of the source (and the filter above it) waits for the copy. */
     bdrv_inc_in_flight(s->source->bs);
@@ -614,8 +762,8 @@ int coroutine_fn block_copy_run(BlockCopyState *s, bool *error_is_read)
     for (;;) {
         BlockCopyTask *t;
 
-        block_copy_pass(s, &call, 0, s->len, true, true);
-        if (call.ret || s->cancelled) {
+        block_copy_pass(s, &call, 0, s->len, true, true, false);
+        if (call.ret || s->cancelled || s->error) {
             break;
         }
         if (!hbitmap_is_empty(s->copy_bitmap)) {
@@ -630,9 +778,10 @@ int coroutine_fn block_copy_run(BlockCopyState *s, bool *error_is_read)
     }
     s->calls--;
     s->run_call = NULL;
-    ret = call.ret ? call.ret : s->cancelled ? -ECANCELED : 0;
-    if (call.ret && error_is_read) {
-        *error_is_read = call.error_is_read;
+    ret = call.ret ? call.ret : s->error ? s->error :
+        s->cancelled ? -ECANCELED : 0;
+    if (ret < 0 && error_is_read) {
+        *error_is_read = call.ret && call.error_is_read;
     }
     trace_block_copy_run_end(s, ret);
     return ret;
@@ -672,7 +821,7 @@ int64_t block_copy_bytes_done(BlockCopyState *s)
 int64_t block_copy_bytes_remaining(BlockCopyState *s)
 {
     return MIN((int64_t)hbitmap_count(s->copy_bitmap), s->len) +
-           s->in_flight_bytes;
+           s->in_flight_bytes - s->write_behind_bytes;
 }
 
 bool block_copy_is_cluster_copied(BlockCopyState *s, int64_t offset)
@@ -681,7 +830,7 @@ bool block_copy_is_cluster_copied(BlockCopyState *s, int64_t offset)
 
     assert(offset >= 0 && offset < s->len);
     return !hbitmap_get(s->copy_bitmap, offset) &&
-           !block_copy_find_task(s, start, s->cluster_size);
+           !block_copy_find_task(s, start, s->cluster_size, false);
 }
 
 bool coroutine_fn block_copy_wait_range_status(BlockCopyState *s,
@@ -693,17 +842,112 @@ bool coroutine_fn block_copy_wait_range_status(BlockCopyState *s,
     BlockCopyTask *t;
 
     assert(offset >= 0 && offset < s->len && bytes > 0);
-    while ((t = block_copy_find_task(s, start, end - start))) {
+    while ((t = block_copy_find_task(s, start, end - start, false))) {
         qemu_co_queue_wait(&t->waiters, NULL);
     }
     return hbitmap_status(s->copy_bitmap, offset,
                           MIN(bytes, s->len - offset), pnum);
 }
 
+int block_copy_error(BlockCopyState *s)
+{
+    return s->error;
+}
+
+int coroutine_fn block_copy_snapshot_where(BlockCopyState *s, int64_t offset,
+                                          int64_t bytes, int64_t *pnum,
+                                          const uint8_t **buf)
+{
+    assert(offset >= 0 && offset < s->len && bytes > 0);
+    for (;;) {
+        int64_t limit = MIN(offset + bytes, s->len);
+        BlockCopyTask *t, *cover = NULL;
+
+        if (s->error) {
+            return s->error;
+        }
+        QLIST_FOREACH(t, &s->tasks, next) {
+            if (t->offset <= offset && offset < t->offset + t->bytes) {
+                cover = t;
+                break;
+            }
+            if (t->offset > offset && t->offset < limit) {
+                limit = t->offset;
+            }
+        }
+        if (cover && !cover->safe) {
+            qemu_co_queue_wait(&cover->waiters, NULL);
+            continue;
+        }
+        if (cover) {
+            *pnum = MIN(cover->offset + cover->bytes, offset + bytes) - offset;
+            *buf = (const uint8_t *)cover->buf + (offset - cover->offset);
+            return BLOCK_COPY_IN_BUFFER;
+        }
+        return hbitmap_status(s->copy_bitmap, offset, limit - offset, pnum) ?
+            BLOCK_COPY_IN_SOURCE : BLOCK_COPY_IN_TARGET;
+    }
+}
+
+int coroutine_fn block_copy_snapshot_preadv(BlockCopyState *s,
+                                           BdrvChild *source_edge,
+                                           BdrvChild *target_edge,
+                                           int64_t offset, int64_t bytes,
+                                           QEMUIOVector *qiov,
+                                           size_t qiov_offset,
+                                           BdrvRequestFlags source_flags)
+{
+    while (bytes > 0) {
+        QEMUIOVector local;
+        const uint8_t *buf = NULL;
+        int64_t pnum = bytes;
+        int where = BLOCK_COPY_IN_SOURCE;
+        int ret = 0;
+
+        if (offset < s->len) {
+            where = block_copy_snapshot_where(s, offset, bytes, &pnum, &buf);
+            if (where < 0) {
+                return where;
+            }
+        }
+        if (where == BLOCK_COPY_IN_BUFFER) {
+            qemu_iovec_from_buf(qiov, qiov_offset, buf, pnum);
+        } else {
+            qemu_iovec_init_slice(&local, qiov, qiov_offset, pnum);
+            ret = bdrv_co_preadv(where == BLOCK_COPY_IN_SOURCE ? source_edge
+                                                               : target_edge,
+                                 offset, pnum, &local,
+                                 where == BLOCK_COPY_IN_SOURCE ? source_flags
+                                                               : 0);
+            qemu_iovec_destroy(&local);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += pnum;
+        bytes -= pnum;
+        qiov_offset += pnum;
+    }
+    return 0;
+}
+
 struct BlockCopyNotifier {
     BdrvBeforeWriteNotifier n;
     BlockCopyState *s;
+    BdrvChild *fleecing_edge;   /* the target's backing edge to bs, hooked */
 };
+
+/* A read of the source through the fleecing target's backing edge. */
+static int coroutine_fn block_copy_fleecing_read(BdrvChild *c, int64_t offset,
+                                                int64_t bytes,
+                                                QEMUIOVector *qiov,
+                                                BdrvRequestFlags flags)
+{
+    BlockCopyState *s = c->read_hook_opaque;
+
+    return block_copy_snapshot_preadv(s, c, s->target, offset, bytes, qiov, 0,
+                                      flags | BDRV_REQ_NO_READ_HOOK);
+}
 
 /*
  * Runs inside the guest request, after it is tracked and before the
@@ -732,7 +976,7 @@ static int coroutine_fn block_copy_before_write(BdrvBeforeWriteNotifier *n,
     if (req->flags & BDRV_REQ_WRITE_UNCHANGED) {
         return 0;
     }
-    ret = block_copy(bn->s, start, end - start, true, NULL);
+    ret = block_copy_range(bn->s, start, end - start, true, true, NULL);
     if (ret == 0) {
         bdrv_co_wait_reads_from(req, bn->s->target->bs);
     }
@@ -747,12 +991,22 @@ BlockCopyNotifier *block_copy_install_notifier(BlockCopyState *s,
     bn->s = s;
     bn->n.notify = block_copy_before_write;
     bdrv_add_before_write_notifier(bs, &bn->n);
+    if (s->target->bs->backing && s->target->bs->backing->bs == bs &&
+        !s->target->bs->backing->read_hook) {
+        bn->fleecing_edge = s->target->bs->backing;
+        bn->fleecing_edge->read_hook_opaque = s;
+        bn->fleecing_edge->read_hook = block_copy_fleecing_read;
+    }
     return bn;
 }
 
 void block_copy_remove_notifier(BlockCopyNotifier *n)
 {
     if (n) {
+        if (n->fleecing_edge) {
+            n->fleecing_edge->read_hook = NULL;
+            n->fleecing_edge->read_hook_opaque = NULL;
+        }
         bdrv_remove_before_write_notifier(&n->n);
         g_free(n);
     }

@@ -96,13 +96,23 @@ static int coroutine_fn cbw_do_copy_before_write(BlockDriverState *bs,
         return 0;
     }
     if (!s->snapshot_error) {
+        /*
+         * Writing the copy behind the guest write would let a failure of
+         * that write go unreported to the guest: only break-snapshot,
+         * where the guest never sees copy errors, may do it.
+         */
         ret = block_copy_with_timeout(s->bcs, offset, bytes,
-                                      s->cbw_timeout_ns, NULL);
+                                      s->cbw_timeout_ns,
+                                      s->on_cbw_error ==
+                                      ON_CBW_ERROR_BREAK_SNAPSHOT, NULL);
         if (ret < 0) {
             if (s->on_cbw_error == ON_CBW_ERROR_BREAK_GUEST_WRITE) {
                 return ret;
             }
             s->snapshot_error = ret;
+        } else if (block_copy_error(s->bcs)) {
+            /* An earlier copy failed after its guest write went on. */
+            s->snapshot_error = block_copy_error(s->bcs);
         }
     }
     cbw_wait_frozen_reads(s, offset, bytes);
@@ -174,30 +184,39 @@ int coroutine_fn cbw_snapshot_preadv(BlockDriverState *bs, int64_t offset,
     while (bytes > 0) {
         CBWFrozenRead frozen;
         QEMUIOVector local;
+        const uint8_t *buf = NULL;
         int64_t pnum, apnum;
-        bool dirty;
-        int ret;
+        int where;
+        int ret = 0;
 
         if (s->snapshot_error) {
             return s->snapshot_error;
         }
-        dirty = block_copy_wait_range_status(s->bcs, offset, bytes, &pnum);
+        where = block_copy_snapshot_where(s->bcs, offset, bytes, &pnum, &buf);
+        if (where < 0) {
+            return where;
+        }
         if (!hbitmap_status(s->access_bitmap, offset, pnum, &apnum)) {
             return -EACCES;
         }
         pnum = MIN(pnum, apnum);
-        qemu_iovec_init_slice(&local, qiov, qiov_offset, pnum);
-        if (dirty) {
+        if (where == BLOCK_COPY_IN_BUFFER) {
+            /* Old data whose copy to the target is still in flight. */
+            qemu_iovec_from_buf(qiov, qiov_offset, buf, pnum);
+        } else if (where == BLOCK_COPY_IN_SOURCE) {
+            qemu_iovec_init_slice(&local, qiov, qiov_offset, pnum);
             frozen = (CBWFrozenRead) { .offset = offset, .bytes = pnum };
             qemu_co_queue_init(&frozen.waiters);
             QLIST_INSERT_HEAD(&s->frozen_reads, &frozen, next);
             ret = bdrv_co_preadv(bs->file, offset, pnum, &local, 0);
             QLIST_REMOVE(&frozen, next);
             qemu_co_queue_restart_all(&frozen.waiters);
+            qemu_iovec_destroy(&local);
         } else {
+            qemu_iovec_init_slice(&local, qiov, qiov_offset, pnum);
             ret = bdrv_co_preadv(s->target, offset, pnum, &local, 0);
+            qemu_iovec_destroy(&local);
         }
-        qemu_iovec_destroy(&local);
         if (ret < 0) {
             return ret;
         }

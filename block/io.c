@@ -367,6 +367,10 @@ int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset,
     if (bytes == 0) {
         return 0;
     }
+    if (child->read_hook && !(flags & BDRV_REQ_NO_READ_HOOK)) {
+        return child->read_hook(child, offset, bytes, qiov, flags);
+    }
+    flags &= ~BDRV_REQ_NO_READ_HOOK;
     trace_bdrv_co_preadv(bs, offset, bytes, flags);
     bdrv_inc_in_flight(bs);
     align = MAX(bs->bl.request_alignment, 1);

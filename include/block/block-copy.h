@@ -115,9 +115,14 @@ int coroutine_fn block_copy(BlockCopyState *s, int64_t offset,
  * @timeout_ns (0: never) and returns -ETIMEDOUT.  The copy itself goes on
  * in the background and keeps the source node busy (in flight) until it
  * ends, so draining the source waits for it.
+ *
+ * With @write_behind it returns once the old data is read into memory
+ * (see block_copy_install_notifier()); a later failure to write it to the
+ * target cannot fail the caller any more and sets block_copy_error().
  */
 int coroutine_fn block_copy_with_timeout(BlockCopyState *s, int64_t offset,
                                          int64_t bytes, int64_t timeout_ns,
+                                         bool write_behind,
                                          bool *error_is_read);
 
 /*
@@ -167,11 +172,51 @@ bool coroutine_fn block_copy_wait_range_status(BlockCopyState *s,
                                                int64_t offset, int64_t bytes,
                                                int64_t *pnum);
 
+/* Where the point-in-time content of a range is. */
+typedef enum BlockCopyWhere {
+    BLOCK_COPY_IN_SOURCE,       /* not copied yet: still in the source */
+    BLOCK_COPY_IN_TARGET,       /* copied (or never to be copied) */
+    BLOCK_COPY_IN_BUFFER,       /* read by copy-before-write, being written */
+} BlockCopyWhere;
+
+/*
+ * For point-in-time readers: where the content at @offset is, with *pnum
+ * the bytes from @offset (at most @bytes) in the same place and, for
+ * BLOCK_COPY_IN_BUFFER, *buf pointing at them (valid until the caller
+ * yields).  Waits while a task is still reading the old data at @offset;
+ * nothing yields after the last check.  A negative errno means a
+ * write-behind failed and the point in time is lost.
+ */
+int coroutine_fn block_copy_snapshot_where(BlockCopyState *s, int64_t offset,
+                                          int64_t bytes, int64_t *pnum,
+                                          const uint8_t **buf);
+
+/*
+ * Reads [offset, offset + bytes) of the point in time into @qiov at
+ * @qiov_offset: from @source_edge (a read registered on the source, which
+ * guest writes wait for), from @target_edge, or from a buffer.
+ */
+int coroutine_fn block_copy_snapshot_preadv(BlockCopyState *s,
+                                           BdrvChild *source_edge,
+                                           BdrvChild *target_edge,
+                                           int64_t offset, int64_t bytes,
+                                           QEMUIOVector *qiov,
+                                           size_t qiov_offset,
+                                           BdrvRequestFlags source_flags);
+
+/* The error of a failed write-behind (see above), or 0. */
+int block_copy_error(BlockCopyState *s);
+
 /*
  * The 2013-style hook: a before-write notifier on @bs that copies the
  * clusters of every write, write-zeroes and discard of @bs before they
  * reach the driver (an error fails the guest request).  The notifier is
  * removed and freed by block_copy_remove_notifier().
+ *
+ * Copies are written behind: a guest write waits until the old data is
+ * read, not until it is in the target.  If the target's backing is @bs
+ * (fleecing), reads through that backing edge are served the point in
+ * time by block_copy_snapshot_preadv() while the notifier is installed.
  */
 BlockCopyNotifier *block_copy_install_notifier(BlockCopyState *s,
                                                BlockDriverState *bs);

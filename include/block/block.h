@@ -55,7 +55,9 @@ typedef enum {
      * otherwise wait for the very write that is waiting for it.
      */
     BDRV_REQ_NO_SERIALISING     = 0x400,
-    BDRV_REQ_MASK               = 0x7ff,
+    /* A read that bypasses the read_hook of the edge it goes through. */
+    BDRV_REQ_NO_READ_HOOK       = 0x800,
+    BDRV_REQ_MASK               = 0xfff,
 } BdrvRequestFlags;
 
 /* Block status result flags (see bdrv_co_block_status()) */

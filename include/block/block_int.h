@@ -60,6 +60,15 @@ struct BdrvChild {
     const BdrvChildClass *klass;
     BdrvChildRole role;
     void *opaque;               /* the parent (BlockDriverState * for nodes) */
+    /*
+     * Optional: serves every read through this edge in place of the
+     * child; the hook reaches the child itself with BDRV_REQ_NO_READ_HOOK.
+     * A fleecing target's backing edge uses it to read the point in time.
+     */
+    int coroutine_fn (*read_hook)(BdrvChild *c, int64_t offset,
+                                  int64_t bytes, QEMUIOVector *qiov,
+                                  BdrvRequestFlags flags);
+    void *read_hook_opaque;
     QLIST_ENTRY(BdrvChild) next;        /* in the parent's children list */
     QLIST_ENTRY(BdrvChild) next_parent; /* in bs->parents */
 };
