@@ -19,6 +19,7 @@
 #include "block/block-backend.h"
 #include "block/qapi.h"
 #include "block/backup.h"
+#include "block/blockjob.h"
 #include "sysemu/blockdev.h"
 #include "hw/block/virtio-blk.h"
 #include "qapi/qapi-types.h"
@@ -116,25 +117,44 @@ static bool child_is_blk_root(BdrvChild *c)
 /*
  * Checks that nothing but the monitor holds @bs, with QEMU's messages:
  * drives and devices first, then other users without a node of their
- * own (jobs, exports), ownership, and last parent nodes or references
- * held without an edge.
+ * own (jobs, exports), an overlay using it as its backing file,
+ * ownership, and last other parent nodes or references held without an
+ * edge.  A block job's source counts as held by a parent
+ * node (QEMU's job works through a filter node above it, which also takes
+ * over the source's drive): "Block device X is in use", or not owned by
+ * the monitor for a drive's node, while its target is busy.
  */
 static bool blockdev_del_check(BlockDriverState *bs, Error **errp)
 {
+    bool job_source = false;
     BdrvChild *c;
 
     QLIST_FOREACH(c, &bs->parents, next_parent) {
-        if (!c->klass->parent_is_bds && child_is_blk_root(c)) {
+        job_source |= block_job_edge_is_shared(c);
+    }
+    /* In QEMU, a job's filter node has taken the drive of its source. */
+    QLIST_FOREACH(c, &bs->parents, next_parent) {
+        if (!job_source && !c->klass->parent_is_bds && child_is_blk_root(c)) {
             error_setg(errp, "Node %s is in use", bs->node_name);
             return false;
         }
     }
     QLIST_FOREACH(c, &bs->parents, next_parent) {
-        if (!c->klass->parent_is_bds) {
+        if (!c->klass->parent_is_bds && !block_job_edge_is_shared(c) &&
+            !child_is_blk_root(c)) {
             g_autofree char *desc = c->klass->get_parent_desc(c);
 
             error_setg(errp, "Node '%s' is busy: block device is in use by "
                        "%s", bs->node_name, desc);
+            return false;
+        }
+    }
+    QLIST_FOREACH(c, &bs->parents, next_parent) {
+        if (c->klass->parent_is_bds && (c->role & BDRV_CHILD_COW)) {
+            BlockDriverState *parent = c->opaque;
+
+            error_setg(errp, "Node '%s' is busy: node is used as backing hd "
+                       "of '%s'", bs->node_name, parent->node_name);
             return false;
         }
     }
@@ -882,6 +902,45 @@ static BlockDriverState *drive_backup_open_target(DriveBackup *arg,
     return bdrv_open(arg->target, NULL, options, BDRV_O_RDWR, errp);
 }
 
+/*
+ * Refuses a backup node (@name as the command gave it) that a running job
+ * holds, with QEMU's message.  A drive name finds every job on the drive's
+ * root busy, since in QEMU that job's filter node has become the drive's
+ * root; by node name a job's source is free for another job's source
+ * (several backups of one node run at once) but no job's node may be a
+ * target.
+ */
+static bool backup_check_node_free(const char *name, BlockDriverState *bs,
+                                   bool is_target, Error **errp)
+{
+    bool by_drive = blk_by_name(name) != NULL;
+    Job *user = by_drive || is_target ? job_using_node(bs)
+                                      : block_job_exclusive_user(bs);
+
+    if (user) {
+        error_setg(errp, "Node '%s' is busy: block device is in use by "
+                   "block job: %s", by_drive ? name : bdrv_get_node_name(bs),
+                   JobType_str(user->driver->type));
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Whether a backup's source and target, named @src_name and @tgt_name,
+ * are one node as QEMU sees them: there a drive whose root a job holds
+ * names that job's filter node, not the node below it.
+ */
+static bool backup_same_node(const char *src_name, BlockDriverState *bs,
+                             const char *tgt_name, BlockDriverState *target)
+{
+    if (bs != target) {
+        return false;
+    }
+    return !job_using_node(bs) ||
+           !blk_by_name(src_name) == !blk_by_name(tgt_name);
+}
+
 BlockJob *drive_backup_new_job(DriveBackup *arg, Error **errp)
 {
     NewImageMode mode = arg->has_mode ? arg->mode
@@ -892,7 +951,7 @@ BlockJob *drive_backup_new_job(DriveBackup *arg, Error **errp)
     BlockJob *bjob;
 
     bs = bdrv_lookup_bs(arg->device, arg->device, errp);
-    if (!bs) {
+    if (!bs || !backup_check_node_free(arg->device, bs, false, errp)) {
         return NULL;
     }
     if (!backup_common_opts(backup_common(arg), bs, &opts, errp)) {
@@ -935,6 +994,12 @@ BlockJob *blockdev_backup_new_job(BlockdevBackup *arg, Error **errp)
     }
     target = bdrv_lookup_bs(arg->target, arg->target, errp);
     if (!target) {
+        return NULL;
+    }
+    /* QEMU's order: one node for both, then the source, then the target. */
+    if (!backup_same_node(arg->device, bs, arg->target, target) &&
+        (!backup_check_node_free(arg->device, bs, false, errp) ||
+         !backup_check_node_free(arg->target, target, true, errp))) {
         return NULL;
     }
     if (!backup_common_opts(backup_common(arg), bs, &opts, errp)) {

@@ -37,6 +37,28 @@ static const char *block_job_device_name(BlockDriverState *bs)
     return NULL;
 }
 
+bool block_job_edge_is_shared(BdrvChild *c)
+{
+    Job *job = job_of_child(c);
+    BlockJob *bjob = job ? block_job_from_job(job) : NULL;
+
+    return bjob && bjob->main_node == c;
+}
+
+Job *block_job_exclusive_user(BlockDriverState *bs)
+{
+    BdrvChild *c;
+
+    QLIST_FOREACH(c, &bs->parents, next_parent) {
+        Job *job = job_of_child(c);
+
+        if (job && !job_is_concluded(job) && !block_job_edge_is_shared(c)) {
+            return job;
+        }
+    }
+    return NULL;
+}
+
 BlockJob *block_job_create(const char *job_id, const JobDriver *driver,
                            BlockDriverState *bs, int64_t speed, int flags,
                            void *opaque, Error **errp)
@@ -51,7 +73,7 @@ BlockJob *block_job_create(const char *job_id, const JobDriver *driver,
         job_id = block_job_device_name(bs);
         job_id = job_id ? job_id : "";
     }
-    user = job_using_node(bs);
+    user = block_job_exclusive_user(bs);
     if (user) {
         error_setg(errp, "Node '%s' is busy: block device is in use by "
                    "block job: %s", bdrv_get_node_name(bs),

@@ -457,10 +457,14 @@ static void job_txn_finalize_all(JobTxn *txn)
     job_txn_unref(txn);
 }
 
+/*
+ * Only a job that waits for job-finalize announces it (BLOCK_JOB_PENDING),
+ * as QEMU: each member of a group decides by its own auto-finalize.
+ */
 static void job_move_to_pending(Job *job)
 {
     job_set_status(job, JOB_STATUS_PENDING);
-    if (job->driver->event_pending) {
+    if (!job->auto_finalize && job->driver->event_pending) {
         job->driver->event_pending(job);
     }
 }
@@ -680,12 +684,18 @@ void job_dismiss(Job *job, Error **errp)
 
 /* ---- global ---- */
 
+/* Its coroutine runs, or its bottom half has not finished it yet. */
+static bool job_is_working(Job *job)
+{
+    return job->co || (job->deferred && job->status == JOB_STATUS_RUNNING);
+}
+
 static bool job_any_working(void)
 {
     Job *job;
 
     QTAILQ_FOREACH(job, &jobs, link) {
-        if (job->co || (job->deferred && job->status == JOB_STATUS_RUNNING)) {
+        if (job_is_working(job)) {
             return true;
         }
     }
@@ -697,14 +707,46 @@ void job_wait_all(void)
     AIO_WAIT_WHILE(job_any_working());
 }
 
+static bool job_any_cancelled_working(void)
+{
+    Job *job;
+
+    QTAILQ_FOREACH(job, &jobs, link) {
+        if (job->cancelled && job_is_working(job)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The newest job that is neither concluded nor cancelled yet, or NULL. */
+static Job *job_next_to_cancel(void)
+{
+    Job *job;
+
+    QTAILQ_FOREACH(job, &jobs, link) {
+        if (!job_is_concluded(job) && !job->cancelled) {
+            return job;
+        }
+    }
+    return NULL;
+}
+
 void job_cancel_sync_all(void)
 {
-    Job *job, *next;
+    Job *job;
 
-    QTAILQ_FOREACH_SAFE(job, &jobs, link, next) {
+    /*
+     * One job at a time, newest first, as QEMU: each job's events
+     * (aborting, the cancelled event, concluded, null) come together.
+     * The list is searched afresh each time, since a finished job may be
+     * freed, and cancelling one member of a group cancels them all.
+     * Pending jobs (waiting for job-finalize) abort at once.
+     */
+    while ((job = job_next_to_cancel())) {
         job_cancel(job, true);
+        AIO_WAIT_WHILE(job_any_cancelled_working());
     }
-    /* Pending jobs (waiting for job-finalize) have aborted already. */
     job_wait_all();
 }
 

@@ -13,6 +13,7 @@
 #include "qemu/trace.h"
 #include "qemu/cutils.h"
 #include "block/block.h"
+#include "qemu/job.h"
 #include "monitor/monitor.h"
 #include "monitor/qjson.h"
 #include "qapi/qapi-commands.h"
@@ -908,10 +909,16 @@ int main(int argc, char **argv)
         aio_poll(ctx, true);
     }
 
+    /*
+     * QEMU's order, while the monitors are still open so that the events
+     * reach the clients: exports (BLOCK_EXPORT_DELETED; they hold node
+     * references and must be gone before nodes close), then each running
+     * job's cancellation (aborting, BLOCK_JOB_CANCELLED, concluded, null).
+     */
+    blockdev_nbd_close_all_for_exit();
+    job_cancel_sync_all();
     /* Answer what is pending, stop listening, then close the images. */
     monitor_cleanup();
-    /* Exports hold node references: they must be gone before nodes close. */
-    blockdev_nbd_close_all_for_exit();
     blockdev_close_all_for_exit();
     /* After the server and the nodes, which may hold credentials. */
     user_creatable_cleanup();

@@ -29,8 +29,9 @@ typedef struct BlockJob {
 /*
  * Creates a block job working on @bs (the job holds @bs through an edge
  * named "main node").  @job_id NULL defaults to the name of the drive
- * whose root @bs is.  Refuses a node another job is using.  @flags as
- * job_create_full().
+ * whose root @bs is.  Refuses a node another job holds exclusively (see
+ * block_job_edge_is_shared()); several jobs may work on one node, e.g.
+ * two backups of one source.  @flags as job_create_full().
  */
 BlockJob *block_job_create(const char *job_id, const JobDriver *driver,
                            BlockDriverState *bs, int64_t speed, int flags,
@@ -41,6 +42,20 @@ BlockJob *block_job_create(const char *job_id, const JobDriver *driver,
  * the caller frees its opaque.
  */
 void block_job_early_fail(BlockJob *bjob);
+
+/*
+ * Whether the job edge @c leaves its node to other block jobs: true for a
+ * block job's main node (a backup's source), false for every other job
+ * edge (a backup's target, a node blockdev-create works on).  As QEMU,
+ * where a job works on a filter node above its source, so the source
+ * itself carries no job blocker and only its target is the job's alone.
+ */
+bool block_job_edge_is_shared(BdrvChild *c);
+/*
+ * The unconcluded job that holds @bs through an exclusive edge (not a
+ * block job's main node), or NULL.
+ */
+Job *block_job_exclusive_user(BlockDriverState *bs);
 
 BlockJob *block_job_from_job(Job *job);
 /* A block job by id, or NULL. */

@@ -206,7 +206,10 @@ void job_txn_unref(JobTxn *txn);
 
 /* Waits until no job is still working; call outside coroutine context. */
 void job_wait_all(void);
-/* Cancels every job that has not concluded (at exit) and waits for them. */
+/*
+ * Cancels every job that has not concluded (at exit), one at a time,
+ * newest first, waiting for each before the next.
+ */
 void job_cancel_sync_all(void);
 /* Dismisses every concluded job (at exit); returns how many. */
 int job_dismiss_all(void);

@@ -10,10 +10,6 @@
  *
  * Every test starts and ends with no node open, so a reference leaked on
  * any path shows up as a node still listed by bdrv_next_all().
- *
- * Two cases where qblock differs from QEMU 7.2 (the source's blockdev-del
- * message, two backups of one source) run only with
- * QBLOCK_TEST_KNOWN_DIVERGENCES set in the environment.
  */
 #include "qemu/osdep.h"
 #include "qemu/aio.h"
@@ -271,11 +267,9 @@ static void test_del_while_running(void)
 }
 
 /*
- * QEMU 7.2 (qemu-storage-daemon, blockdev-backup from a blockdev-add'ed
- * node) refuses blockdev-del of a running backup's source with "Block
- * device src is in use".  qblock says "Node 'src' is busy: block device
- * is in use by block job: backup", so this case only runs with
- * QBLOCK_TEST_KNOWN_DIVERGENCES set.
+ * As QEMU 7.2 (qemu-storage-daemon, blockdev-backup from a blockdev-add'ed
+ * node): blockdev-del of a running backup's source is refused with "Block
+ * device src is in use" (its target's message is "Node 'tgt' is busy...").
  */
 static void test_del_source_message(void)
 {
@@ -291,11 +285,8 @@ static void test_del_source_message(void)
 }
 
 /*
- * QEMU 7.2 runs two backup jobs of one source at once (different targets;
- * verified with qemu-storage-daemon, also with a third drive-backup).
- * qblock refuses the second with "Node 'src' is busy: block device is in
- * use by block job: backup", so this case only runs with
- * QBLOCK_TEST_KNOWN_DIVERGENCES set.
+ * As QEMU 7.2 (qemu-storage-daemon): two backup jobs of one source run at
+ * once (different targets).
  */
 static void test_two_jobs_one_source(void)
 {
@@ -631,12 +622,10 @@ int main(int argc, char **argv)
 
     g_test_add_func("/backup-lifecycle/del-while-running",
                     test_del_while_running);
-    if (g_getenv("QBLOCK_TEST_KNOWN_DIVERGENCES")) {
-        g_test_add_func("/backup-lifecycle/del-source-message",
-                        test_del_source_message);
-        g_test_add_func("/backup-lifecycle/two-jobs-one-source",
-                        test_two_jobs_one_source);
-    }
+    g_test_add_func("/backup-lifecycle/del-source-message",
+                    test_del_source_message);
+    g_test_add_func("/backup-lifecycle/two-jobs-one-source",
+                    test_two_jobs_one_source);
     g_test_add_func("/backup-lifecycle/drive-del-while-running",
                     test_drive_del_while_running);
     g_test_add_func("/backup-lifecycle/exit-while-running",
