@@ -945,8 +945,14 @@ static int coroutine_fn block_copy_fleecing_read(BdrvChild *c, int64_t offset,
 {
     BlockCopyState *s = c->read_hook_opaque;
 
+    /*
+     * The source read must not wait for a serialising guest write: that
+     * write may be queued before its copy, and would land first.  The
+     * write waits for this read after its copy instead.
+     */
     return block_copy_snapshot_preadv(s, c, s->target, offset, bytes, qiov, 0,
-                                      flags | BDRV_REQ_NO_READ_HOOK);
+                                      flags | BDRV_REQ_NO_READ_HOOK |
+                                      BDRV_REQ_NO_SERIALISING);
 }
 
 /*
