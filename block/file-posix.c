@@ -69,6 +69,11 @@ typedef struct BDRVRawState {
     bool direct;                /* opened with O_DIRECT */
     uint32_t req_align;         /* O_DIRECT offset/length alignment */
     uint32_t buf_align;         /* O_DIRECT memory alignment */
+    /*
+     * End of a regular file as our own writes and truncates left it (no
+     * other writer is expected).  A write past it extends the file.
+     */
+    int64_t eof;
     /* Cleared once the file system has refused the fallocate() mode. */
     bool has_write_zeroes;
     bool has_discard;
@@ -565,6 +570,23 @@ static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
 #endif
 #ifdef CONFIG_LINUX_AIO
     case RAW_AIO_NATIVE:
+        /*
+         * io_submit() of an O_DIRECT write that extends a regular file
+         * does the whole write inside the system call (the file system
+         * must update the size), stalling the main loop for milliseconds;
+         * a growing qcow2 image does this for every new cluster.  Such
+         * writes go to the thread pool instead.
+         */
+        if (is_write && !s->is_block_dev &&
+            offset + (int64_t)qiov->size > s->eof) {
+            int64_t ret = raw_thread_rw(s, is_write, offset, qiov->iov,
+                                        qiov->niov);
+
+            if (ret > 0) {
+                s->eof = MAX(s->eof, offset + ret);
+            }
+            return ret;
+        }
         return laio_co_rw(s, is_write, offset, qiov->iov, qiov->niov);
 #endif
     default:
@@ -873,6 +895,8 @@ static int coroutine_fn raw_co_truncate(BlockDriverState *bs, int64_t offset,
         ret = thread_pool_submit_co(raw_op_run, &op);
         if (ret < 0) {
             error_propagate(errp, op.err);
+        } else {
+            s->eof = offset;
         }
         return ret;
     }
@@ -1057,6 +1081,7 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags,
         close(s->fd);
         return -EINVAL;
     }
+    s->eof = st.st_size;
 
     s->is_block_dev = S_ISBLK(st.st_mode);
     s->direct = flags & BDRV_O_NOCACHE;
