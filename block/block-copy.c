@@ -16,6 +16,8 @@
 #define BLOCK_COPY_DEFAULT_WORKERS  64
 #define BLOCK_COPY_DEFAULT_MEM      (128 * MiB)
 #define BLOCK_COPY_SLICE_NS         (100 * 1000 * 1000)
+/* Idle task buffers kept for reuse. */
+#define BLOCK_COPY_MAX_FREE_BUFS    16
 
 typedef struct BlockCopyCall BlockCopyCall;
 
@@ -81,6 +83,14 @@ struct BlockCopyState {
     RateLimit rate_limit;
     BlockCopyCall *run_call;    /* the active block_copy_run(), if any */
     bool cancelled;
+
+    /*
+     * Idle buffers of max_chunk bytes: a task takes one instead of
+     * allocating (for chunks of 1 MiB, an mmap(), page faults and a
+     * munmap() every time).
+     */
+    GSList *free_bufs;
+    int n_free_bufs;
 
     int write_behind_tasks;     /* safe tasks still writing */
     int64_t write_behind_bytes; /* their bytes, already counted as done */
@@ -174,6 +184,7 @@ void block_copy_state_free(BlockCopyState *s)
     /* Guest writes are drained; their write-behinds may still run. */
     AIO_WAIT_WHILE(s->write_behind_tasks > 0);
     assert(QLIST_EMPTY(&s->tasks) && s->calls == 0);
+    g_slist_free_full(s->free_bufs, qemu_vfree);
     hbitmap_free(s->copy_bitmap);
     g_free(s);
 }
@@ -298,6 +309,33 @@ static bool coroutine_fn block_copy_zero_extent(BlockCopyState *s,
     return false;
 }
 
+/* A buffer of max_chunk bytes, the size of the largest task. */
+static void *block_copy_buf_get(BlockCopyState *s)
+{
+    void *buf;
+
+    if (!s->free_bufs) {
+        return qemu_blockalign(s->source->bs, s->max_chunk);
+    }
+    buf = s->free_bufs->data;
+    s->free_bufs = g_slist_delete_link(s->free_bufs, s->free_bufs);
+    s->n_free_bufs--;
+    return buf;
+}
+
+static void block_copy_buf_put(BlockCopyState *s, void *buf)
+{
+    if (!buf) {
+        return;
+    }
+    if (s->n_free_bufs >= BLOCK_COPY_MAX_FREE_BUFS) {
+        qemu_vfree(buf);
+        return;
+    }
+    s->free_bufs = g_slist_prepend(s->free_bufs, buf);
+    s->n_free_bufs++;
+}
+
 /*
  * Copies the task's range: zero extents as write-zeroes at once, data
  * extents read and, unless the task writes behind, written at once.  A
@@ -315,7 +353,7 @@ static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
     int ret = 0;
 
     if (t->write_behind) {
-        t->buf = qemu_blockalign(s->source->bs, t->bytes);
+        t->buf = block_copy_buf_get(s);
         t->extents = g_array_new(FALSE, FALSE, sizeof(BlockCopyExtent));
     }
     while (offset < end) {
@@ -340,7 +378,7 @@ static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
             p = (uint8_t *)t->buf + (offset - t->offset);
         } else {
             if (!buf) {
-                buf = qemu_blockalign(s->source->bs, t->bytes);
+                buf = block_copy_buf_get(s);
             }
             p = buf;
         }
@@ -371,7 +409,7 @@ static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
         }
         offset += len;
     }
-    qemu_vfree(buf);
+    block_copy_buf_put(s, buf);
     return ret;
 }
 
@@ -489,7 +527,7 @@ static void coroutine_fn block_copy_task_entry(void *opaque)
         t->call->running--;
         block_copy_call_kick(t->call);
     }
-    qemu_vfree(t->buf);
+    block_copy_buf_put(s, t->buf);
     if (t->extents) {
         g_array_free(t->extents, TRUE);
     }
