@@ -42,11 +42,17 @@ check-interop: all
 check-fuzz: deps
 	scripts/run-fuzz.sh
 
+# DEMO_ARGS go to scripts/demo (--size SIZE, --keep, --dir DIR).
 demo: all
-	@scripts/demo
+	@QBLOCK_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) scripts/demo $(DEMO_ARGS)
 
+# BENCH_ARGS go to both drivers (--quick, --runs N); WRITE_DOC=1 also
+# writes the backup tables and chart into docs/benchmarks.md/.png.
 bench: all
-	@tests/bench/run
+	@scripts/ensure-deps.sh --bench
+	@QBLOCK_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) tests/bench/run $(BENCH_ARGS)
+	@QBLOCK_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) tests/bench/backup.py \
+	    $(BENCH_ARGS) $(if $(WRITE_DOC),--write-doc)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
