@@ -366,38 +366,51 @@ void qemu_socket_listener_free(QemuSocketListener *l)
 
 /* ---- coroutine I/O ------------------------------------------------ */
 
-static void qemu_co_sock_update(QemuCoSocket *s);
+static void qemu_co_sock_watch(QemuCoSocket *s, bool read, bool write);
 
+/*
+ * The read handler stays registered after it woke the reader: a reader
+ * that has handled its message usually waits again at once, and every
+ * registration change costs the main loop a GSource and a wake-up of its
+ * own.  Only a wake-up that finds nobody waiting removes it, so a socket
+ * with unread data does not keep the loop spinning.
+ */
 static void qemu_co_sock_readable(void *opaque)
 {
     QemuCoSocket *s = opaque;
     Coroutine *co = s->read_co;
 
     s->read_co = NULL;
-    qemu_co_sock_update(s);
     if (co) {
         aio_co_wake(co);
+    } else {
+        qemu_co_sock_watch(s, false, s->watch_write);
     }
 }
 
+/* A socket is nearly always writable: the handler goes at once. */
 static void qemu_co_sock_writable(void *opaque)
 {
     QemuCoSocket *s = opaque;
     Coroutine *co = s->write_co;
 
     s->write_co = NULL;
-    qemu_co_sock_update(s);
+    qemu_co_sock_watch(s, s->watch_read, false);
     if (co) {
         aio_co_wake(co);
     }
 }
 
-/* The fd handler is registered exactly while a coroutine waits. */
-static void qemu_co_sock_update(QemuCoSocket *s)
+static void qemu_co_sock_watch(QemuCoSocket *s, bool read, bool write)
 {
+    if (s->watch_read == read && s->watch_write == write) {
+        return;
+    }
+    s->watch_read = read;
+    s->watch_write = write;
     aio_set_fd_handler(qemu_get_aio_context(), s->fd,
-                       s->read_co ? qemu_co_sock_readable : NULL,
-                       s->write_co ? qemu_co_sock_writable : NULL, s);
+                       read ? qemu_co_sock_readable : NULL,
+                       write ? qemu_co_sock_writable : NULL, s);
 }
 
 static void coroutine_fn qemu_co_sock_wait(QemuCoSocket *s, bool write)
@@ -405,11 +418,12 @@ static void coroutine_fn qemu_co_sock_wait(QemuCoSocket *s, bool write)
     if (write) {
         assert(!s->write_co);
         s->write_co = qemu_coroutine_self();
+        qemu_co_sock_watch(s, s->watch_read, true);
     } else {
         assert(!s->read_co);
         s->read_co = qemu_coroutine_self();
+        qemu_co_sock_watch(s, true, s->watch_write);
     }
-    qemu_co_sock_update(s);
     qemu_coroutine_yield();
 }
 
@@ -599,7 +613,7 @@ void qemu_co_sock_shutdown(QemuCoSocket *s)
     shutdown(s->fd, SHUT_RDWR);
     s->read_co = NULL;
     s->write_co = NULL;
-    qemu_co_sock_update(s);
+    qemu_co_sock_watch(s, false, false);
     if (rco) {
         aio_co_wake(rco);
     }
@@ -612,7 +626,7 @@ void qemu_co_sock_close(QemuCoSocket *s)
 {
     assert(!s->read_co && !s->write_co);
     if (s->fd >= 0) {
-        aio_set_fd_handler(qemu_get_aio_context(), s->fd, NULL, NULL, NULL);
+        qemu_co_sock_watch(s, false, false);
         close(s->fd);
         s->fd = -1;
     }

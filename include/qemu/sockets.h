@@ -87,6 +87,8 @@ typedef struct QemuCoSocket {
     int fd;
     Coroutine *read_co;
     Coroutine *write_co;
+    bool watch_read;            /* the fd handlers registered right now */
+    bool watch_write;
     bool shut;
     const QemuCoSocketLayer *layer;     /* NULL: plain fd I/O */
     void *layer_opaque;
