@@ -74,6 +74,12 @@ typedef struct BDRVRawState {
      * other writer is expected).  A write past it extends the file.
      */
     int64_t eof;
+    /*
+     * Held by the one extending write in flight: the file system runs
+     * them one at a time anyway, and pool threads queueing on its lock
+     * only add contention.
+     */
+    CoMutex extend_lock;
     /* Cleared once the file system has refused the fallocate() mode. */
     bool has_write_zeroes;
     bool has_discard;
@@ -579,12 +585,20 @@ static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
          */
         if (is_write && !s->is_block_dev &&
             offset + (int64_t)qiov->size > s->eof) {
-            int64_t ret = raw_thread_rw(s, is_write, offset, qiov->iov,
-                                        qiov->niov);
+            int64_t ret;
 
+            qemu_co_mutex_lock(&s->extend_lock);
+            if (offset + (int64_t)qiov->size <= s->eof) {
+                /* An extending write before us made this one in place. */
+                qemu_co_mutex_unlock(&s->extend_lock);
+                return laio_co_rw(s, is_write, offset, qiov->iov,
+                                  qiov->niov);
+            }
+            ret = raw_thread_rw(s, is_write, offset, qiov->iov, qiov->niov);
             if (ret > 0) {
                 s->eof = MAX(s->eof, offset + ret);
             }
+            qemu_co_mutex_unlock(&s->extend_lock);
             return ret;
         }
         return laio_co_rw(s, is_write, offset, qiov->iov, qiov->niov);
@@ -1082,6 +1096,7 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags,
         return -EINVAL;
     }
     s->eof = st.st_size;
+    qemu_co_mutex_init(&s->extend_lock);
 
     s->is_block_dev = S_ISBLK(st.st_mode);
     s->direct = flags & BDRV_O_NOCACHE;
