@@ -1331,3 +1331,19 @@ void bdrv_close_all(void)
         blk_remove_bs(blk);
     }
 }
+
+bool bdrv_check_not_backing(BlockDriverState *bs, Error **errp)
+{
+    BdrvChild *c;
+
+    QLIST_FOREACH(c, &bs->parents, next_parent) {
+        if (c->klass->parent_is_bds && (c->role & BDRV_CHILD_COW)) {
+            BlockDriverState *parent = c->opaque;
+
+            error_setg(errp, "Node '%s' is busy: node is used as backing hd "
+                       "of '%s'", bs->node_name, parent->node_name);
+            return false;
+        }
+    }
+    return true;
+}

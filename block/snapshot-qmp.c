@@ -25,26 +25,6 @@
 #include "qapi/qapi-commands.h"
 #include "sysemu/blockdev.h"
 
-/*
- * QEMU refuses to snapshot a node that already is another node's backing
- * image (the snapshot would go below that node's overlay).
- */
-static bool snapshot_check_not_backing(BlockDriverState *bs, Error **errp)
-{
-    BdrvChild *c;
-
-    QLIST_FOREACH(c, &bs->parents, next_parent) {
-        if (c->klass->parent_is_bds && (c->role & BDRV_CHILD_COW)) {
-            BlockDriverState *parent = c->opaque;
-
-            error_setg(errp, "Node '%s' is busy: node is used as backing hd "
-                       "of '%s'", bs->node_name, parent->node_name);
-            return false;
-        }
-    }
-    return true;
-}
-
 /* A BlockBackend, job or export holds the overlay: it is not free. */
 static bool snapshot_overlay_in_use(BlockDriverState *overlay)
 {
@@ -162,7 +142,7 @@ BlockDriverState *external_snapshot_sync_install(BlockdevSnapshotSync *arg,
     if (!bs) {
         return NULL;
     }
-    if (!snapshot_check_not_backing(bs, errp)) {
+    if (!bdrv_check_not_backing(bs, errp)) {
         return NULL;
     }
     if (node_name && !snapshot_node_name) {
@@ -243,7 +223,7 @@ bool external_snapshot_install(const char *node, const char *overlay_name,
     if (!overlay) {
         return false;
     }
-    if (!snapshot_check_not_backing(bs, errp) ||
+    if (!bdrv_check_not_backing(bs, errp) ||
         !snapshot_install(bs, overlay, errp)) {
         return false;
     }

@@ -366,6 +366,13 @@ BlockBackend *bdrv_create_open_file(const char *filename, Error **errp);
  */
 int bdrv_co_run(CoroutineEntry *entry, void *opaque, int *ret_ptr);
 
+/*
+ * Fails with QEMU's "node is used as backing hd" error if @bs is another
+ * node's backing image: QEMU refuses to delete or snapshot such a node
+ * (a snapshot would go below that node's overlay).
+ */
+bool bdrv_check_not_backing(BlockDriverState *bs, Error **errp);
+
 /* Request tracking helpers for users that serialise on their own. */
 void bdrv_mark_request_serialising(BdrvTrackedRequest *req, uint64_t align);
 BdrvTrackedRequest *bdrv_find_conflicting_request(BlockDriverState *bs,
