@@ -13,6 +13,7 @@
  *   and exports hold nodes through their own root edges.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/queue.h"
 #include "qemu/job.h"
 #include "block/block_int.h"
@@ -36,19 +37,6 @@ static QTAILQ_HEAD(, DriveInfo) drives = QTAILQ_HEAD_INITIALIZER(drives);
 
 /* Nodes created by blockdev-add, oldest first; one reference each. */
 static GSList *monitor_nodes;
-
-bool id_wellformed(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
 
 bool blockdev_is_monitor_owned(BlockDriverState *bs)
 {
@@ -149,14 +137,8 @@ static bool blockdev_del_check(BlockDriverState *bs, Error **errp)
             return false;
         }
     }
-    QLIST_FOREACH(c, &bs->parents, next_parent) {
-        if (c->klass->parent_is_bds && (c->role & BDRV_CHILD_COW)) {
-            BlockDriverState *parent = c->opaque;
-
-            error_setg(errp, "Node '%s' is busy: node is used as backing hd "
-                       "of '%s'", bs->node_name, parent->node_name);
-            return false;
-        }
+    if (!bdrv_check_not_backing(bs, errp)) {
+        return false;
     }
     if (!blockdev_is_monitor_owned(bs)) {
         error_setg(errp, "Node %s is not owned by the monitor",

@@ -3,11 +3,11 @@
  * machine, pause points, cancellation, finalization and dismissal.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/job.h"
 #include "block/block_int.h"
 #include "qapi/qapi-types.h"
 #include "qapi/qapi-events.h"
-#include "sysemu/blockdev.h"
 
 /* Newest first, the order query-jobs reports. */
 static QTAILQ_HEAD(, Job) jobs = QTAILQ_HEAD_INITIALIZER(jobs);

@@ -9,12 +9,12 @@
  * that sees the event may delete the node.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/queue.h"
 #include "block/export.h"
 #include "block/dirty-bitmap.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
-#include "sysemu/blockdev.h"
 
 typedef struct BlockExport {
     char *id;

@@ -3,6 +3,7 @@
  * and --object.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/qdict.h"
 #include "qapi/qapi-visit.h"
 #include "qom/object-interfaces.h"
@@ -10,28 +11,11 @@
 /* id -> QCryptoTLSCreds (one reference each); created on first use. */
 static GHashTable *user_objects;
 
-/*
- * QEMU's identifiers: a letter, then letters, digits, '-', '.' and '_'.
- * (blockdev.c's id_wellformed() is the daemon's; the tools link this too.)
- */
-static bool user_creatable_id_ok(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 bool user_creatable_add_qapi(const ObjectOptions *options, Error **errp)
 {
     QCryptoTLSCreds *creds;
 
-    if (!user_creatable_id_ok(options->id)) {
+    if (!id_wellformed(options->id)) {
         error_setg(errp, "Parameter 'id' expects an identifier");
         return false;
     }

@@ -317,3 +317,16 @@ char *path_combine(const char *base_path, const char *filename)
     return g_strdup_printf("%.*s%s", (int)(dir_end - base_path), base_path,
                            filename);
 }
+
+bool id_wellformed(const char *id)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        return false;
+    }
+    for (const char *p = id + 1; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -7,10 +7,10 @@
  * cannot be deleted.  Paths and messages follow QEMU's for virtio-blk-pci.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/queue.h"
 #include "block/block-backend.h"
 #include "hw/block/virtio-blk.h"
-#include "sysemu/blockdev.h"
 #include "qapi/qapi-types.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"

@@ -44,4 +44,10 @@ char *path_combine(const char *base_path, const char *filename);
 /* True if @filename has a "proto:" prefix before any '/'. */
 bool path_has_protocol(const char *path);
 
+/*
+ * QEMU's rule for user-chosen IDs (drive, device, job, object): a letter
+ * first, then letters, digits, '-', '.' and '_'.
+ */
+bool id_wellformed(const char *id);
+
 #endif

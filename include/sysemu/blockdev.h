@@ -31,11 +31,6 @@ BlockBackend *drive_new(QDict *opts, Error **errp);
  */
 bool drive_del(const char *id, Error **errp);
 
-/*
- * QEMU's rule for user-chosen IDs (drive, device, job): a letter first,
- * then letters, digits, '-', '.' and '_'.
- */
-bool id_wellformed(const char *id);
 
 /* True if @bs is held by the monitor (was created by blockdev-add). */
 bool blockdev_is_monitor_owned(BlockDriverState *bs);
