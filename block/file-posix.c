@@ -46,6 +46,13 @@
 #define RAW_ENGINE_QUEUE_DEPTH 256
 /* Chunk written at a time by preallocation=full. */
 #define RAW_PREALLOC_CHUNK (1 * MiB)
+/*
+ * Grow-ahead: an O_DIRECT write past the end of a regular file first
+ * extends the file to at least this much beyond the write, aligned up to
+ * RAW_GROW_AHEAD_ALIGN (the defaults of QEMU's preallocate filter).
+ */
+#define RAW_GROW_AHEAD_SIZE (128 * MiB)
+#define RAW_GROW_AHEAD_ALIGN (1 * MiB)
 
 typedef enum {
     RAW_AIO_THREADS,
@@ -75,9 +82,18 @@ typedef struct BDRVRawState {
      */
     int64_t eof;
     /*
-     * Held by the one extending write in flight: the file system runs
-     * them one at a time anyway, and pool threads queueing on its lock
-     * only add contention.
+     * With grow_ahead, the end of the data: the node's length, raised by
+     * every write and write-zeroes when it is submitted, so it covers the
+     * requests in flight.  Everything in [data_end, eof) was fallocated
+     * by grow-ahead and never written: it reads as zeroes, and close()
+     * cuts it off again.
+     */
+    bool grow_ahead;
+    int64_t data_end;
+    /*
+     * Held by the one extending write (or grow-ahead) in flight: the file
+     * system runs them one at a time anyway, and pool threads queueing on
+     * its lock only add contention.
      */
     CoMutex extend_lock;
     /* Cleared once the file system has refused the fallocate() mode. */
@@ -549,6 +565,26 @@ static int64_t coroutine_fn laio_co_rw(BDRVRawState *bs_state, bool is_write,
 
 /* ---- request path ---- */
 
+static int coroutine_fn raw_co_fallocate(BDRVRawState *s, int mode,
+                                         int64_t offset, int64_t bytes)
+{
+    RawOp op = {
+        .type = RAW_OP_FALLOCATE,
+        .fd = s->fd,
+        .falloc_mode = mode,
+        .offset = offset,
+        .bytes = bytes,
+    };
+
+    return thread_pool_submit_co(raw_op_run, &op);
+}
+
+static bool raw_errno_is_unsupported(int ret)
+{
+    return ret == -EOPNOTSUPP || ret == -ENOTSUP || ret == -ENOSYS ||
+           ret == -EINVAL || ret == -ENOTTY;
+}
+
 static int64_t coroutine_fn raw_thread_rw(BDRVRawState *s, bool is_write,
                                           int64_t offset, struct iovec *iov,
                                           int niov)
@@ -565,10 +601,46 @@ static int64_t coroutine_fn raw_thread_rw(BDRVRawState *s, bool is_write,
     return ret < 0 ? ret : op.result;
 }
 
+/*
+ * Makes room for a write ending at @end.  An O_DIRECT write that extends
+ * a file is slow on the file systems we care about: the size update
+ * makes ext4 run it synchronously and under the exclusive inode lock, so
+ * extending writes queue one behind the other.  A growing qcow2 image
+ * (a backup or fleecing target) does one for every new cluster.  Instead
+ * the file is extended with fallocate() in large steps, and the writes
+ * land inside it, in parallel, through the engine.  If fallocate() fails
+ * (ENOSPC with less room than a step, say) the write extends the file
+ * itself; if the file system does not support it, grow-ahead stops.
+ */
+static void coroutine_fn raw_grow_for_write(BDRVRawState *s, int64_t end)
+{
+    s->data_end = MAX(s->data_end, end);
+    if (end <= s->eof) {
+        return;
+    }
+    qemu_co_mutex_lock(&s->extend_lock);
+    if (end > s->eof && s->grow_ahead) {
+        int64_t new_eof = QEMU_ALIGN_UP(end + RAW_GROW_AHEAD_SIZE,
+                                        RAW_GROW_AHEAD_ALIGN);
+        int ret = raw_co_fallocate(s, 0, s->eof, new_eof - s->eof);
+
+        if (ret == 0) {
+            s->eof = new_eof;
+        } else if (raw_errno_is_unsupported(ret)) {
+            s->grow_ahead = false;
+        }
+    }
+    qemu_co_mutex_unlock(&s->extend_lock);
+}
+
 /* One vectored transfer through the node's engine. */
 static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
                                           int64_t offset, QEMUIOVector *qiov)
 {
+    if (is_write && s->grow_ahead &&
+        offset + (int64_t)qiov->size > s->data_end) {
+        raw_grow_for_write(s, offset + (int64_t)qiov->size);
+    }
     switch (s->aio) {
 #ifdef CONFIG_LINUX_IO_URING
     case RAW_AIO_IO_URING:
@@ -723,27 +795,16 @@ static int coroutine_fn raw_co_flush_to_disk(BlockDriverState *bs)
     return thread_pool_submit_co(raw_op_run, &op);
 }
 
-static int coroutine_fn raw_co_fallocate(BDRVRawState *s, int mode,
-                                         int64_t offset, int64_t bytes)
-{
-    RawOp op = {
-        .type = RAW_OP_FALLOCATE,
-        .fd = s->fd,
-        .falloc_mode = mode,
-        .offset = offset,
-        .bytes = bytes,
-    };
-
-    return thread_pool_submit_co(raw_op_run, &op);
-}
-
-static bool raw_errno_is_unsupported(int ret)
-{
-    return ret == -EOPNOTSUPP || ret == -ENOTSUP || ret == -ENOSYS ||
-           ret == -EINVAL || ret == -ENOTTY;
-}
-
 static int64_t raw_getlength(BlockDriverState *bs);
+
+/* Write-zeroes of a regular file made [.., end) zeroes and part of it. */
+static void raw_note_zeroed_end(BDRVRawState *s, int64_t end)
+{
+    if (!s->is_block_dev) {
+        s->eof = MAX(s->eof, end);
+        s->data_end = MAX(s->data_end, end);
+    }
+}
 
 static int coroutine_fn raw_co_pwrite_zeroes(BlockDriverState *bs,
                                              int64_t offset, int64_t bytes,
@@ -774,6 +835,9 @@ static int coroutine_fn raw_co_pwrite_zeroes(BlockDriverState *bs,
 
     if (s->has_write_zeroes) {
         ret = raw_co_fallocate(s, FALLOC_FL_ZERO_RANGE, offset, bytes);
+        if (ret == 0) {
+            raw_note_zeroed_end(s, offset + bytes);
+        }
         if (ret == 0 || !raw_errno_is_unsupported(ret)) {
             return ret;
         }
@@ -789,8 +853,16 @@ static int coroutine_fn raw_co_pwrite_zeroes(BlockDriverState *bs,
             .prealloc = PREALLOC_MODE_OFF,
         };
 
+        if (offset + bytes <= s->eof) {
+            /* Inside what grow-ahead fallocated: zeroes already. */
+            raw_note_zeroed_end(s, offset + bytes);
+            return 0;
+        }
         ret = thread_pool_submit_co(raw_op_run, &op);
         error_free(op.err);
+        if (ret == 0) {
+            raw_note_zeroed_end(s, offset + bytes);
+        }
         return ret;
     }
     return -ENOTSUP;
@@ -874,6 +946,9 @@ static int64_t raw_getlength(BlockDriverState *bs)
         }
         return size;
     }
+    if (s->grow_ahead) {
+        return s->data_end;
+    }
     if (fstat(s->fd, &st) < 0) {
         return -errno;
     }
@@ -910,7 +985,7 @@ static int coroutine_fn raw_co_truncate(BlockDriverState *bs, int64_t offset,
         if (ret < 0) {
             error_propagate(errp, op.err);
         } else {
-            s->eof = offset;
+            s->eof = s->data_end = offset;
         }
         return ret;
     }
@@ -1095,11 +1170,13 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags,
         close(s->fd);
         return -EINVAL;
     }
-    s->eof = st.st_size;
+    s->eof = s->data_end = st.st_size;
     qemu_co_mutex_init(&s->extend_lock);
 
     s->is_block_dev = S_ISBLK(st.st_mode);
     s->direct = flags & BDRV_O_NOCACHE;
+    /* Buffered extending writes are cheap: only O_DIRECT grows ahead. */
+    s->grow_ahead = s->direct && !s->is_block_dev && (flags & BDRV_O_RDWR);
     s->has_write_zeroes = true;
     s->has_discard = true;
     if (s->direct) {
@@ -1119,6 +1196,15 @@ static void raw_close(BlockDriverState *bs)
     BDRVRawState *s = bs->opaque;
 
     if (s->fd >= 0) {
+        /*
+         * Give back what grow-ahead fallocated and nothing used.  If that
+         * fails the file keeps a tail of zeroes, which no format minds.
+         */
+        if (s->grow_ahead && s->eof > s->data_end &&
+            ftruncate(s->fd, s->data_end) < 0) {
+            warn_report("Could not cut '%s' back to %" PRId64 " bytes: %s",
+                        bs->filename, s->data_end, strerror(errno));
+        }
         close(s->fd);
         s->fd = -1;
     }
