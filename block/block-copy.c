@@ -21,10 +21,11 @@
 
 typedef struct BlockCopyCall BlockCopyCall;
 
-/* A data extent a write-behind task still has to write to the target. */
+/* A piece of a task's range: zeroes in the source, or data to copy. */
 typedef struct BlockCopyExtent {
     int64_t offset;
     int64_t bytes;
+    bool zero;
 } BlockCopyExtent;
 
 /*
@@ -32,25 +33,34 @@ typedef struct BlockCopyExtent {
  * clear in the copy map while it is listed in s->tasks.
  *
  * A write-behind task (copy-before-write) becomes *safe* once the old
- * data is read into @buf: its call stops waiting for it, the guest write
- * goes on, and point-in-time readers are served from @buf until the write
- * to the target ends the task.
+ * data is read into @buf: point-in-time readers are served from @buf
+ * until the write to the target ends the task.  Its call stops waiting
+ * for it earlier, once the bytes the guest write covers are read (the
+ * task is then *released*): the guest write may go on while the rest of
+ * the range is read, because nothing else may write there before the task
+ * is safe.
  */
 typedef struct BlockCopyTask {
     BlockCopyState *s;
-    BlockCopyCall *call;        /* the call that claimed it; NULL once safe */
+    BlockCopyCall *call;        /* the claiming call; NULL once released */
     int64_t offset;
     int64_t bytes;
     bool write_behind;
     bool safe;
+    /* Write-behind: read before the rest, then the call is released. */
+    int64_t ready_offset;
+    int64_t ready_bytes;
     void *buf;                  /* write-behind: the data of the whole range */
-    GArray *extents;            /* write-behind: BlockCopyExtents to write */
+    GArray *extents;            /* the BlockCopyExtents of the range */
     CoQueue waiters;            /* waiting for the task to end or be safe */
     QLIST_ENTRY(BlockCopyTask) next;
 } BlockCopyTask;
 
 /* One block_copy()/block_copy_run() invocation; lives on its stack. */
 struct BlockCopyCall {
+    /* Write-behind: the bytes the guest write covers (0 bytes: none). */
+    int64_t need_offset;
+    int64_t need_bytes;
     int running;                /* its tasks still in flight */
     Coroutine *waiter;          /* the caller, while it waits for a task */
     int ret;                    /* first error of its tasks */
@@ -92,8 +102,8 @@ struct BlockCopyState {
     GSList *free_bufs;
     int n_free_bufs;
 
-    int write_behind_tasks;     /* safe tasks still writing */
-    int64_t write_behind_bytes; /* their bytes, already counted as done */
+    int write_behind_tasks;     /* released or safe tasks still running */
+    int64_t write_behind_bytes; /* bytes of safe ones, counted as done */
     /*
      * A failed write-behind: the old data existed only in memory, so the
      * point in time is lost for good.  Readers get this error, the
@@ -263,15 +273,41 @@ int coroutine_fn block_copy_reset_unallocated(BlockCopyState *s,
 }
 
 static BlockCopyTask *block_copy_find_task(BlockCopyState *s, int64_t offset,
-                                           int64_t bytes, bool skip_safe)
+                                           int64_t bytes)
 {
     BlockCopyTask *t;
 
     QLIST_FOREACH(t, &s->tasks, next) {
-        if (offset < t->offset + t->bytes && t->offset < offset + bytes &&
-            !(skip_safe && t->safe)) {
+        if (offset < t->offset + t->bytes && t->offset < offset + bytes) {
             return t;
         }
+    }
+    return NULL;
+}
+
+/*
+ * A task that a write-behind call for the guest bytes [offset, offset +
+ * bytes) must wait for: one that overlaps them and has not read their old
+ * data yet.  A safe task has read all of its range; a released one has
+ * read its ready range.
+ */
+static BlockCopyTask *block_copy_find_unread(BlockCopyState *s,
+                                             int64_t offset, int64_t bytes)
+{
+    BlockCopyTask *t;
+
+    QLIST_FOREACH(t, &s->tasks, next) {
+        int64_t lo = MAX(offset, t->offset);
+        int64_t hi = MIN(offset + bytes, t->offset + t->bytes);
+
+        if (lo >= hi || t->safe) {
+            continue;
+        }
+        if (!t->call && lo >= t->ready_offset &&
+            hi <= t->ready_offset + t->ready_bytes) {
+            continue;
+        }
+        return t;
     }
     return NULL;
 }
@@ -336,104 +372,6 @@ static void block_copy_buf_put(BlockCopyState *s, void *buf)
     s->n_free_bufs++;
 }
 
-/*
- * Copies the task's range: zero extents as write-zeroes at once, data
- * extents read and, unless the task writes behind, written at once.  A
- * write-behind task keeps all of its range in t->buf (zero extents as
- * zeroes, so readers can be served any part of it) and its data extents
- * in t->extents for block_copy_write_behind().
- */
-static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
-                                           bool *error_is_read)
-{
-    BlockCopyState *s = t->s;
-    int64_t offset = t->offset;
-    int64_t end = t->offset + t->bytes;
-    void *buf = NULL;
-    int ret = 0;
-
-    if (t->write_behind) {
-        t->buf = block_copy_buf_get(s);
-        t->extents = g_array_new(FALSE, FALSE, sizeof(BlockCopyExtent));
-    }
-    while (offset < end) {
-        int64_t len;
-        uint8_t *p;
-
-        if (block_copy_zero_extent(s, offset, end - offset, &len)) {
-            trace_block_copy_write_zeroes(s, offset, len);
-            ret = bdrv_co_pwrite_zeroes(s->target, offset, len,
-                                        BDRV_REQ_MAY_UNMAP);
-            if (ret < 0) {
-                *error_is_read = false;
-                break;
-            }
-            if (t->buf) {
-                memset((uint8_t *)t->buf + (offset - t->offset), 0, len);
-            }
-            offset += len;
-            continue;
-        }
-        if (t->buf) {
-            p = (uint8_t *)t->buf + (offset - t->offset);
-        } else {
-            if (!buf) {
-                buf = block_copy_buf_get(s);
-            }
-            p = buf;
-        }
-        /*
-         * Called from a guest write's before-write notifier, the read
-         * must not wait for that (possibly serialising) write.  What it
-         * reads is still the old data: the write waits for us.
-         */
-        ret = bdrv_co_pread(s->source, offset, len, p,
-                            BDRV_REQ_NO_SERIALISING);
-        if (ret < 0) {
-            trace_block_copy_read_fail(s, offset, ret);
-            *error_is_read = true;
-            break;
-        }
-        if (t->write_behind) {
-            BlockCopyExtent e = { .offset = offset, .bytes = len };
-
-            g_array_append_val(t->extents, e);
-        } else {
-            ret = bdrv_co_pwrite(s->target, offset, len, p,
-                                 s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
-            if (ret < 0) {
-                trace_block_copy_write_fail(s, offset, ret);
-                *error_is_read = false;
-                break;
-            }
-        }
-        offset += len;
-    }
-    block_copy_buf_put(s, buf);
-    return ret;
-}
-
-/* Writes the data extents a safe write-behind task holds in t->buf. */
-static int coroutine_fn block_copy_write_behind(BlockCopyTask *t)
-{
-    BlockCopyState *s = t->s;
-    guint i;
-    int ret;
-
-    for (i = 0; i < t->extents->len; i++) {
-        BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
-
-        ret = bdrv_co_pwrite(s->target, e->offset, e->bytes,
-                             (uint8_t *)t->buf + (e->offset - t->offset),
-                             s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
-        if (ret < 0) {
-            trace_block_copy_write_fail(s, e->offset, ret);
-            return ret;
-        }
-    }
-    return 0;
-}
-
 /* Parks the caller of @call until one of its tasks ends. */
 static void coroutine_fn block_copy_call_wait(BlockCopyCall *call)
 {
@@ -451,25 +389,63 @@ static void block_copy_call_kick(BlockCopyCall *call)
     }
 }
 
+/* Splits the task's range into zero and data extents (t->extents). */
+static void coroutine_fn block_copy_plan(BlockCopyTask *t)
+{
+    int64_t offset = t->offset;
+    int64_t end = t->offset + t->bytes;
+
+    t->extents = g_array_new(FALSE, FALSE, sizeof(BlockCopyExtent));
+    while (offset < end) {
+        BlockCopyExtent e = { .offset = offset };
+
+        e.zero = block_copy_zero_extent(t->s, offset, end - offset, &e.bytes);
+        g_array_append_val(t->extents, e);
+        offset += e.bytes;
+    }
+}
+
 /*
- * A write-behind task has the old data in t->buf: its call stops waiting
- * for it (the guest write may go on) and readers may use the buffer.  The
- * target's in-flight counter makes a drain of the target wait for the
- * write that follows.
+ * Reads the part of [offset, offset + bytes) that lies in [from, to) into
+ * the task's buffer.
+ *
+ * Called from a guest write's before-write notifier, the read must not
+ * wait for that (possibly serialising) write.  What it reads is still the
+ * old data: the write waits for the ready range, and no other write may
+ * touch the rest of the range until the task is safe.
  */
-static void block_copy_task_set_safe(BlockCopyTask *t)
+static int coroutine_fn block_copy_read_part(BlockCopyTask *t, int64_t offset,
+                                             int64_t bytes, int64_t from,
+                                             int64_t to)
+{
+    int64_t lo = MAX(offset, from);
+    int64_t hi = MIN(offset + bytes, to);
+    int ret;
+
+    if (lo >= hi) {
+        return 0;
+    }
+    ret = bdrv_co_pread(t->s->source, lo, hi - lo,
+                        (uint8_t *)t->buf + (lo - t->offset),
+                        BDRV_REQ_NO_SERIALISING);
+    if (ret < 0) {
+        trace_block_copy_read_fail(t->s, lo, ret);
+    }
+    return ret;
+}
+
+/*
+ * The call of a write-behind task has what it waits for: it goes on, and
+ * the task holds the source and the target busy until it ends, so that a
+ * drain waits for the rest of its reads and for its write.
+ */
+static void block_copy_task_release(BlockCopyTask *t)
 {
     BlockCopyCall *call = t->call;
 
-    t->safe = true;
     t->call = NULL;
-    /* The data is secured: this is the progress a guest write sees. */
-    t->s->bytes_done += t->bytes;
-    if (t->s->progress_cb) {
-        t->s->progress_cb(t->s->progress_opaque, t->bytes);
-    }
     t->s->write_behind_tasks++;
-    t->s->write_behind_bytes += t->bytes;
+    bdrv_inc_in_flight(t->s->source->bs);
     bdrv_inc_in_flight(t->s->target->bs);
     qemu_co_queue_restart_all(&t->waiters);
     call->running--;
@@ -477,31 +453,174 @@ static void block_copy_task_set_safe(BlockCopyTask *t)
 }
 
 /*
+ * Reads a write-behind task's range into t->buf, zero extents as zeroes
+ * so that readers can be served any part of it.  The ready range comes
+ * first, then the call is released.
+ */
+static int coroutine_fn block_copy_read_behind(BlockCopyTask *t,
+                                               bool *error_is_read)
+{
+    int64_t ready_end = t->ready_offset + t->ready_bytes;
+    guint i;
+    int ret;
+
+    t->buf = block_copy_buf_get(t->s);
+    for (i = 0; i < t->extents->len; i++) {
+        BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
+
+        if (!e->zero) {
+            ret = block_copy_read_part(t, e->offset, e->bytes, t->ready_offset,
+                                       ready_end);
+            if (ret < 0) {
+                *error_is_read = true;
+                return ret;
+            }
+        }
+    }
+    block_copy_task_release(t);
+
+    for (i = 0; i < t->extents->len; i++) {
+        BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
+
+        if (e->zero) {
+            memset((uint8_t *)t->buf + (e->offset - t->offset), 0, e->bytes);
+            continue;
+        }
+        ret = block_copy_read_part(t, e->offset, e->bytes, e->offset,
+                                   t->ready_offset);
+        if (ret == 0) {
+            ret = block_copy_read_part(t, e->offset, e->bytes, ready_end,
+                                       e->offset + e->bytes);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Copies the task's range: zero extents as write-zeroes, data read and
+ * written at once. */
+static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
+                                           bool *error_is_read)
+{
+    BlockCopyState *s = t->s;
+    void *buf = NULL;
+    guint i;
+    int ret = 0;
+
+    for (i = 0; i < t->extents->len; i++) {
+        BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
+
+        if (e->zero) {
+            trace_block_copy_write_zeroes(s, e->offset, e->bytes);
+            ret = bdrv_co_pwrite_zeroes(s->target, e->offset, e->bytes,
+                                        BDRV_REQ_MAY_UNMAP);
+            if (ret < 0) {
+                *error_is_read = false;
+                break;
+            }
+            continue;
+        }
+        if (!buf) {
+            buf = block_copy_buf_get(s);
+        }
+        ret = bdrv_co_pread(s->source, e->offset, e->bytes, buf,
+                            BDRV_REQ_NO_SERIALISING);
+        if (ret < 0) {
+            trace_block_copy_read_fail(s, e->offset, ret);
+            *error_is_read = true;
+            break;
+        }
+        ret = bdrv_co_pwrite(s->target, e->offset, e->bytes, buf,
+                             s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
+        if (ret < 0) {
+            trace_block_copy_write_fail(s, e->offset, ret);
+            *error_is_read = false;
+            break;
+        }
+    }
+    block_copy_buf_put(s, buf);
+    return ret;
+}
+
+/* Writes the range a safe write-behind task holds in t->buf. */
+static int coroutine_fn block_copy_write_behind(BlockCopyTask *t)
+{
+    BlockCopyState *s = t->s;
+    guint i;
+    int ret;
+
+    for (i = 0; i < t->extents->len; i++) {
+        BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
+
+        if (e->zero) {
+            trace_block_copy_write_zeroes(s, e->offset, e->bytes);
+            ret = bdrv_co_pwrite_zeroes(s->target, e->offset, e->bytes,
+                                        BDRV_REQ_MAY_UNMAP);
+        } else {
+            ret = bdrv_co_pwrite(s->target, e->offset, e->bytes,
+                                 (uint8_t *)t->buf + (e->offset - t->offset),
+                                 s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
+        }
+        if (ret < 0) {
+            trace_block_copy_write_fail(s, e->offset, ret);
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A released write-behind task has all the old data in t->buf: readers
+ * may use the buffer, and it is done with the source.
+ */
+static void block_copy_task_set_safe(BlockCopyTask *t)
+{
+    t->safe = true;
+    /* The data is secured: this is the progress a guest write sees. */
+    t->s->bytes_done += t->bytes;
+    if (t->s->progress_cb) {
+        t->s->progress_cb(t->s->progress_opaque, t->bytes);
+    }
+    t->s->write_behind_bytes += t->bytes;
+    bdrv_dec_in_flight(t->s->source->bs);
+    qemu_co_queue_restart_all(&t->waiters);
+}
+
+/*
  * A task's coroutine: copies, then either keeps the clusters clear
  * (success) or marks them again (failure), and wakes everyone waiting for
  * it.  The task is freed here; waiters never touch it after waking.
  *
- * A write-behind task that fails after it was safe cannot mark its
- * clusters again: the source already holds newer data.  The old data is
- * lost, and so is the point in time: s->error records it.
+ * A write-behind task that fails after its call was released cannot mark
+ * its clusters again: the guest write may have changed the source.  The
+ * old data is lost, and so is the point in time: s->error records it.
  */
 static void coroutine_fn block_copy_task_entry(void *opaque)
 {
     BlockCopyTask *t = opaque;
     BlockCopyState *s = t->s;
     bool error_is_read = false;
+    bool released;
     int ret;
 
-    ret = block_copy_do_copy(t, &error_is_read);
-    if (ret == 0 && t->write_behind && t->extents->len) {
-        block_copy_task_set_safe(t);
-        ret = block_copy_write_behind(t);
+    block_copy_plan(t);
+    if (t->write_behind) {
+        ret = block_copy_read_behind(t, &error_is_read);
+        if (ret == 0) {
+            block_copy_task_set_safe(t);
+            ret = block_copy_write_behind(t);
+        }
+    } else {
+        ret = block_copy_do_copy(t, &error_is_read);
     }
     trace_block_copy_task_end(s, t->offset, t->bytes, ret);
 
+    released = !t->call;
     QLIST_REMOVE(t, next);
     s->in_flight_bytes -= t->bytes;
-    if (ret < 0 && t->safe) {
+    if (ret < 0 && released) {
         if (!s->error) {
             s->error = ret;
         }
@@ -519,19 +638,45 @@ static void coroutine_fn block_copy_task_entry(void *opaque)
     }
     qemu_co_queue_restart_all(&t->waiters);
     qemu_co_queue_restart_all(&s->mem_waiters);
-    if (t->safe) {
+    if (released) {
+        if (t->safe) {
+            s->write_behind_bytes -= t->bytes;
+        } else {
+            bdrv_dec_in_flight(s->source->bs);
+        }
         s->write_behind_tasks--;
-        s->write_behind_bytes -= t->bytes;
         bdrv_dec_in_flight(s->target->bs);
     } else {
         t->call->running--;
         block_copy_call_kick(t->call);
     }
     block_copy_buf_put(s, t->buf);
-    if (t->extents) {
-        g_array_free(t->extents, TRUE);
-    }
+    g_array_free(t->extents, TRUE);
     g_free(t);
+}
+
+/*
+ * The part of a write-behind task that its call needs before it may go
+ * on: the guest's bytes, widened to whole blocks of the source (at least
+ * 4 KiB, so reads stay aligned for O_DIRECT below a format driver), or
+ * the whole task if the call named none.
+ */
+static void block_copy_set_ready_range(BlockCopyTask *t, BlockCopyCall *call)
+{
+    int64_t align = MAX(4 * KiB, t->s->source->bs->bl.request_alignment);
+    int64_t lo = MAX(call->need_offset, t->offset);
+    int64_t hi = MIN(call->need_offset + call->need_bytes,
+                     t->offset + t->bytes);
+
+    if (lo >= hi) {
+        t->ready_offset = t->offset;
+        t->ready_bytes = t->bytes;
+        return;
+    }
+    lo = MAX(QEMU_ALIGN_DOWN(lo, align), t->offset);
+    hi = MIN(QEMU_ALIGN_UP(hi, align), t->offset + t->bytes);
+    t->ready_offset = lo;
+    t->ready_bytes = hi - lo;
 }
 
 /*
@@ -550,6 +695,9 @@ static void block_copy_task_start(BlockCopyState *s, BlockCopyCall *call,
     t->offset = offset;
     t->bytes = bytes;
     t->write_behind = write_behind;
+    if (write_behind) {
+        block_copy_set_ready_range(t, call);
+    }
     qemu_co_queue_init(&t->waiters);
     hbitmap_reset(s->copy_bitmap, offset, bytes);
     QLIST_INSERT_HEAD(&s->tasks, t, next);
@@ -656,6 +804,10 @@ static int coroutine_fn block_copy_range(BlockCopyState *s, int64_t offset,
     if (bytes <= 0 || offset >= s->len || (write_behind && s->error)) {
         return 0;
     }
+    if (write_behind) {
+        call.need_offset = offset;
+        call.need_bytes = MIN(bytes, s->len - offset);
+    }
     start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
     end = MIN(QEMU_ALIGN_UP(offset + bytes, s->cluster_size), s->len);
     trace_block_copy(s, start, end - start);
@@ -669,7 +821,8 @@ static int coroutine_fn block_copy_range(BlockCopyState *s, int64_t offset,
             break;
         }
         /* Clusters of the range that others are copying. */
-        t = block_copy_find_task(s, start, end - start, write_behind);
+        t = write_behind ? block_copy_find_unread(s, offset, call.need_bytes)
+                         : block_copy_find_task(s, start, end - start);
         if (t) {
             trace_block_copy_wait_task(s, t->offset, t->bytes);
             qemu_co_queue_wait(&t->waiters, NULL);
@@ -868,7 +1021,7 @@ bool block_copy_is_cluster_copied(BlockCopyState *s, int64_t offset)
 
     assert(offset >= 0 && offset < s->len);
     return !hbitmap_get(s->copy_bitmap, offset) &&
-           !block_copy_find_task(s, start, s->cluster_size, false);
+           !block_copy_find_task(s, start, s->cluster_size);
 }
 
 bool coroutine_fn block_copy_wait_range_status(BlockCopyState *s,
@@ -880,7 +1033,7 @@ bool coroutine_fn block_copy_wait_range_status(BlockCopyState *s,
     BlockCopyTask *t;
 
     assert(offset >= 0 && offset < s->len && bytes > 0);
-    while ((t = block_copy_find_task(s, start, end - start, false))) {
+    while ((t = block_copy_find_task(s, start, end - start))) {
         qemu_co_queue_wait(&t->waiters, NULL);
     }
     return hbitmap_status(s->copy_bitmap, offset,

@@ -116,9 +116,11 @@ int coroutine_fn block_copy(BlockCopyState *s, int64_t offset,
  * in the background and keeps the source node busy (in flight) until it
  * ends, so draining the source waits for it.
  *
- * With @write_behind it returns once the old data is read into memory
- * (see block_copy_install_notifier()); a later failure to write it to the
- * target cannot fail the caller any more and sets block_copy_error().
+ * With @write_behind it returns once the old data of the bytes it names
+ * is read into memory (the rest of their clusters is read afterwards; see
+ * docs/devel/block-copy.md); a later failure to read the rest or to write
+ * it all to the target cannot fail the caller any more and sets
+ * block_copy_error().
  */
 int coroutine_fn block_copy_with_timeout(BlockCopyState *s, int64_t offset,
                                          int64_t bytes, int64_t timeout_ns,

@@ -20,7 +20,7 @@ static int bctest_drv_open(BlockDriverState *bs, QDict *options, int flags,
     s->holes = holes;
     s->data = g_malloc0(size);
     s->alloc = g_malloc0(DIV_ROUND_UP(size, BCTEST_UNIT));
-    s->reads = g_new0(unsigned, DIV_ROUND_UP(size, BCTEST_UNIT));
+    s->read_bytes = g_new0(int64_t, DIV_ROUND_UP(size, BCTEST_UNIT));
     s->park_offset = -1;
     return 0;
 }
@@ -32,7 +32,7 @@ static void bctest_drv_close(BlockDriverState *bs)
     g_assert_null(s->parked);
     g_free(s->data);
     g_free(s->alloc);
-    g_free(s->reads);
+    g_free(s->read_bytes);
 }
 
 static int64_t bctest_drv_getlength(BlockDriverState *bs)
@@ -78,7 +78,8 @@ static int coroutine_fn bctest_drv_preadv(BlockDriverState *bs,
     s->read_calls++;
     for (int64_t u = offset / BCTEST_UNIT;
          u < DIV_ROUND_UP(offset + bytes, BCTEST_UNIT); u++) {
-        s->reads[u]++;
+        s->read_bytes[u] += MIN(offset + bytes, (u + 1) * BCTEST_UNIT) -
+                            MAX(offset, u * BCTEST_UNIT);
     }
     if (s->park_offset >= offset && s->park_offset < offset + bytes) {
         s->park_offset = -1;

@@ -6,7 +6,7 @@
  * (more for larger requests), and data moves at completion time (reads copy out, writes copy in
  * after the delay), so a read racing with a write to the same bytes is
  * torn exactly when the code under test fails to order them.  The driver
- * counts the reads touching each 64 KiB unit, can park the next read that
+ * counts the bytes read of each 64 KiB unit, can park the next read that
  * touches a given offset until the test resumes it, and can fail reads
  * or writes.  Ranges that were never written (or were zeroed) are
  * reported as zero by block status, or as unallocated holes with
@@ -23,7 +23,7 @@ typedef struct BCTestState {
     uint8_t *data;
     int64_t size;
     uint8_t *alloc;             /* per unit: written with data */
-    unsigned *reads;            /* per unit: driver reads touching it */
+    int64_t *read_bytes;        /* per unit: bytes of it read */
     unsigned requests;          /* all requests (drives the delays) */
     unsigned read_calls;        /* read calls */
     unsigned zero_writes;       /* write-zeroes calls */

@@ -191,7 +191,8 @@ static void test_run_full_copy(void)
     assert_target_is_original(&f);
     for (int64_t u = 0; u < NUNITS; u++) {
         /* Data units were read exactly once; zero units not at all. */
-        g_assert_cmpuint(src->reads[u], ==, skip_every_fifth(u) ? 0 : 1);
+        g_assert_cmpuint(src->read_bytes[u], ==,
+                         skip_every_fifth(u) ? 0 : BCTEST_UNIT);
         allocated += !skip_every_fifth(u);
         g_assert_true(block_copy_is_cluster_copied(f.bcs, u * BCTEST_UNIT));
     }
@@ -243,7 +244,8 @@ static void test_notifier_concurrent_writers(void)
     }
     assert_target_is_original(&f);
     for (int64_t u = 0; u < NUNITS; u++) {
-        g_assert_cmpuint(bctest(f.src_bs)->reads[u], ==, 1);
+        g_assert_cmpuint(bctest(f.src_bs)->read_bytes[u], ==,
+                         BCTEST_UNIT);
     }
     /* The writers really changed the source. */
     g_assert_true(memcmp(bctest(f.src_bs)->data, f.orig, IMG_SIZE) != 0);
@@ -286,12 +288,13 @@ static void test_notifier_serialising_write(void)
 
     memset(buf, 0xee, sizeof(buf));
     g_assert_cmpint(blk_pwrite(src, 1000, sizeof(buf), buf, 0), ==, 0);
-    g_assert_cmpint(memcmp(bctest(tgt_bs)->data, orig, BCTEST_UNIT), ==, 0);
     g_assert_cmpint(bctest(img)->data[1000], ==, 0xee);
     g_assert_cmpint(bctest(img)->data[999], ==, orig[999]);
 
     block_copy_remove_notifier(n);
+    /* Waits for the copy, which writes behind the guest write. */
     block_copy_state_free(bcs);
+    g_assert_cmpint(memcmp(bctest(tgt_bs)->data, orig, BCTEST_UNIT), ==, 0);
     blk_unref(src);
     blk_unref(tgt);
     bdrv_unref(src_bs);
@@ -306,6 +309,103 @@ static void poll_a_while(void)
     for (int i = 0; i < 50; i++) {
         aio_poll(qemu_get_aio_context(), false);
     }
+}
+
+/* Polls without blocking until *done, at most a bounded number of times. */
+static void poll_until(bool *done)
+{
+    for (int i = 0; i < 10000 && !*done; i++) {
+        aio_poll(qemu_get_aio_context(), false);
+    }
+}
+
+/*
+ * A copy-before-write releases the guest write once the bytes it covers
+ * are read; the rest of the cluster is read afterwards.  Until then a
+ * write to the rest waits, a write to the same bytes does not, and the
+ * target still ends up with the old cluster, every byte read once.
+ */
+static void test_cow_releases_after_ready_range(void)
+{
+    BlockCopyOptions opts = { .max_chunk = 64 * KiB, .max_workers = 1 };
+    int64_t victim = 5 * BCTEST_UNIT;
+    BlockCopyNotifier *n;
+    WriterCo w, w_rest, w_same;
+    bool copied = false;
+    Fixture f;
+
+    fixture_open(&f, false, NULL, &opts);
+    n = block_copy_install_notifier(f.bcs, f.src_bs);
+    bctest_park_read(f.src_bs, victim + 32 * KiB);
+
+    writer_start(&w, f.src, NULL, 1, victim, 4 * KiB);
+    bctest_wait_parked(f.src_bs);
+    poll_until(&w.done);
+    g_assert_true(w.done);
+    g_assert_cmpint(w.ret, ==, 0);
+    g_assert_cmpint(bctest(f.src_bs)->data[victim], ==, 0xEE);
+    g_assert_false(block_copy_is_cluster_copied(f.bcs, victim));
+
+    writer_start(&w_rest, f.src, NULL, 1, victim + 40 * KiB, 512);
+    poll_a_while();
+    g_assert_false(w_rest.done);
+    g_assert_true(bctest(f.src_bs)->data[victim + 40 * KiB] ==
+                  f.orig[victim + 40 * KiB]);
+    writer_start(&w_same, f.src, NULL, 1, victim + 1024, 1024);
+    poll_until(&w_same.done);
+    g_assert_true(w_same.done);
+
+    bctest_resume(f.src_bs);
+    poll_until(&w_rest.done);
+    g_assert_true(w_rest.done);
+    g_assert_cmpint(w_rest.ret, ==, 0);
+    for (int i = 0; i < 10000 && !copied; i++) {
+        aio_poll(qemu_get_aio_context(), false);
+        copied = block_copy_is_cluster_copied(f.bcs, victim);
+    }
+    g_assert_true(copied);
+    g_assert_cmpuint(bctest(f.src_bs)->read_bytes[5], ==, BCTEST_UNIT);
+    g_assert_cmpint(memcmp(bctest(f.tgt_bs)->data + victim, f.orig + victim,
+                           BCTEST_UNIT), ==, 0);
+    g_assert_cmpint(block_copy_error(f.bcs), ==, 0);
+
+    block_copy_remove_notifier(n);
+    fixture_close(&f);
+}
+
+/*
+ * A read that fails after the guest write was released cannot be retried:
+ * the source already holds the new bytes, so the point in time is lost.
+ * The guest write succeeded; block_copy_error() reports the loss.
+ */
+static void test_cow_rest_read_error(void)
+{
+    BlockCopyOptions opts = { .max_chunk = 64 * KiB, .max_workers = 1 };
+    int64_t victim = 5 * BCTEST_UNIT;
+    BlockCopyNotifier *n;
+    WriterCo w;
+    Fixture f;
+
+    fixture_open(&f, false, NULL, &opts);
+    n = block_copy_install_notifier(f.bcs, f.src_bs);
+    bctest_park_read(f.src_bs, victim + 32 * KiB);
+
+    writer_start(&w, f.src, NULL, 1, victim, 4 * KiB);
+    bctest_wait_parked(f.src_bs);
+    poll_until(&w.done);
+    g_assert_true(w.done);
+    g_assert_cmpint(w.ret, ==, 0);
+
+    bctest(f.src_bs)->fail_read = EIO;
+    bctest_resume(f.src_bs);
+    for (int i = 0; i < 10000 && !block_copy_error(f.bcs); i++) {
+        aio_poll(qemu_get_aio_context(), false);
+    }
+    g_assert_cmpint(block_copy_error(f.bcs), ==, -EIO);
+    bctest(f.src_bs)->fail_read = 0;
+
+    block_copy_remove_notifier(n);
+    fixture_close(&f);
 }
 
 /*
@@ -337,7 +437,7 @@ static void test_cow_waits_for_task_in_flight(void)
     AIO_WAIT_WHILE(!w.done || !r.done);
     g_assert_cmpint(w.ret, ==, 0);
     g_assert_cmpint(r.ret, ==, 0);
-    g_assert_cmpuint(bctest(f.src_bs)->reads[5], ==, 1);
+    g_assert_cmpuint(bctest(f.src_bs)->read_bytes[5], ==, BCTEST_UNIT);
     g_assert_true(bctest(f.src_bs)->data[victim + 4096] != f.orig[victim + 4096]);
     assert_target_is_original(&f);
 
@@ -367,17 +467,19 @@ static void test_run_skips_cow_copied(void)
     writer_start(&w, f.src, NULL, 1, 11 * BCTEST_UNIT - 512, 1024);
     AIO_WAIT_WHILE(!w.done);
     g_assert_cmpint(w.ret, ==, 0);
+    /* The copies write behind the guest write; the loop is still parked. */
+    AIO_WAIT_WHILE(!block_copy_is_cluster_copied(f.bcs, 10 * BCTEST_UNIT) ||
+                   !block_copy_is_cluster_copied(f.bcs, 11 * BCTEST_UNIT));
     g_assert_false(r.done);
-    g_assert_true(block_copy_is_cluster_copied(f.bcs, 10 * BCTEST_UNIT));
-    g_assert_true(block_copy_is_cluster_copied(f.bcs, 11 * BCTEST_UNIT));
     g_assert_false(block_copy_is_cluster_copied(f.bcs, 12 * BCTEST_UNIT));
-    g_assert_cmpuint(bctest(f.src_bs)->reads[10], ==, 1);
+    g_assert_cmpuint(bctest(f.src_bs)->read_bytes[10], ==, BCTEST_UNIT);
 
     bctest_resume(f.src_bs);
     AIO_WAIT_WHILE(!r.done);
     g_assert_cmpint(r.ret, ==, 0);
     for (int64_t u = 0; u < NUNITS; u++) {
-        g_assert_cmpuint(bctest(f.src_bs)->reads[u], ==, 1);
+        g_assert_cmpuint(bctest(f.src_bs)->read_bytes[u], ==,
+                         BCTEST_UNIT);
     }
     assert_target_is_original(&f);
     block_copy_remove_notifier(n);
@@ -406,7 +508,7 @@ static void test_overlapping_calls(void)
     AIO_WAIT_WHILE(!a.done || !b.done);
     g_assert_cmpint(a.ret, ==, 0);
     g_assert_cmpint(b.ret, ==, 0);
-    g_assert_cmpuint(bctest(f.src_bs)->reads[1], ==, 1);
+    g_assert_cmpuint(bctest(f.src_bs)->read_bytes[1], ==, BCTEST_UNIT);
     g_assert_cmpint(block_copy_bytes_done(f.bcs), ==, 3 * BCTEST_UNIT);
     fixture_close(&f);
 }
@@ -590,8 +692,8 @@ static void test_reset_unallocated(void)
     g_assert_cmpint(r.ret, ==, 0);
     g_assert_cmpint(block_copy_bytes_done(f.bcs), ==, 6 * BCTEST_UNIT);
     for (int64_t u = 0; u < NUNITS; u++) {
-        g_assert_cmpuint(bctest(f.src_bs)->reads[u], ==,
-                         skip_unallocated_units(u) ? 0 : 1);
+        g_assert_cmpuint(bctest(f.src_bs)->read_bytes[u], ==,
+                         skip_unallocated_units(u) ? 0 : BCTEST_UNIT);
     }
     fixture_close(&f);
 }
@@ -616,8 +718,8 @@ static void test_set_copy_map(void)
     run_start(&r, f.bcs);
     AIO_WAIT_WHILE(!r.done);
     g_assert_cmpint(r.ret, ==, 0);
-    g_assert_cmpuint(bctest(f.src_bs)->reads[2], ==, 1);
-    g_assert_cmpuint(bctest(f.src_bs)->reads[3], ==, 0);
+    g_assert_cmpuint(bctest(f.src_bs)->read_bytes[2], ==, BCTEST_UNIT);
+    g_assert_cmpuint(bctest(f.src_bs)->read_bytes[3], ==, 0);
     g_assert_cmpint(block_copy_bytes_done(f.bcs), ==, 3 * BCTEST_UNIT);
 
     block_copy_mark_none(f.bcs);
@@ -685,6 +787,10 @@ int main(int argc, char **argv)
                     test_notifier_concurrent_writers);
     g_test_add_func("/block-copy/notifier/waits-for-task-in-flight",
                     test_cow_waits_for_task_in_flight);
+    g_test_add_func("/block-copy/notifier/releases-after-ready-range",
+                    test_cow_releases_after_ready_range);
+    g_test_add_func("/block-copy/notifier/rest-read-error",
+                    test_cow_rest_read_error);
     g_test_add_func("/block-copy/overlapping-calls", test_overlapping_calls);
     g_test_add_func("/block-copy/error/source-eio", test_error_source_eio);
     g_test_add_func("/block-copy/error/target-enospc",

@@ -345,7 +345,7 @@ static void test_snapshot_discard(void)
     memset(buf, 0x55, sizeof(buf));
     g_assert_cmpint(blk_pwrite(f.guest, 6 * BCTEST_UNIT, sizeof(buf), buf, 0),
                     ==, 0);
-    g_assert_cmpuint(bctest(f.src_bs)->reads[6], ==, 0);
+    g_assert_cmpuint(bctest(f.src_bs)->read_bytes[6], ==, 0);
     g_assert_cmpint(blk_pread(f.snap, 6 * BCTEST_UNIT + 100, 10, buf, 0), ==,
                     -EACCES);
     /* The snapshot cannot be written. */
