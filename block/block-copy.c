@@ -379,14 +379,20 @@ static void coroutine_fn block_copy_call_wait(BlockCopyCall *call)
     qemu_coroutine_yield();
 }
 
-static void block_copy_call_kick(BlockCopyCall *call)
+/* Wakes the coroutine parked in *waiter, if any. */
+static void block_copy_wake(Coroutine **waiter)
 {
-    Coroutine *co = call->waiter;
+    Coroutine *co = *waiter;
 
     if (co) {
-        call->waiter = NULL;
+        *waiter = NULL;
         aio_co_wake(co);
     }
+}
+
+static void block_copy_call_kick(BlockCopyCall *call)
+{
+    block_copy_wake(&call->waiter);
 }
 
 /* Splits the task's range into zero and data extents (t->extents). */
@@ -871,15 +877,6 @@ static void block_copy_detached_unref(BlockCopyDetached *d)
     }
 }
 
-static void block_copy_detached_kick(BlockCopyDetached *d)
-{
-    Coroutine *co = d->waiter;
-
-    if (co) {
-        d->waiter = NULL;
-        aio_co_wake(co);
-    }
-}
 
 static void coroutine_fn block_copy_detached_entry(void *opaque)
 {
@@ -889,14 +886,16 @@ static void coroutine_fn block_copy_detached_entry(void *opaque)
     d->ret = block_copy_range(d->s, d->offset, d->bytes, true,
                               d->write_behind, &d->error_is_read);
     d->done = true;
-    block_copy_detached_kick(d);
+    block_copy_wake(&d->waiter);
     bdrv_dec_in_flight(source_bs);
     block_copy_detached_unref(d);
 }
 
 static void block_copy_timeout_cb(void *opaque)
 {
-    block_copy_detached_kick(opaque);
+    BlockCopyDetached *d = opaque;
+
+    block_copy_wake(&d->waiter);
 }
 
 int coroutine_fn block_copy_with_timeout(BlockCopyState *s, int64_t offset,

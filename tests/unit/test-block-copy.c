@@ -325,25 +325,39 @@ static void poll_until(bool *done)
  * write to the rest waits, a write to the same bytes does not, and the
  * target still ends up with the old cluster, every byte read once.
  */
-static void test_cow_releases_after_ready_range(void)
+/*
+ * Opens @f with a notifier and lets a 4 KiB guest write at @victim
+ * complete while the rest of its cluster's copy is parked in the read.
+ */
+static BlockCopyNotifier *released_cow_start(Fixture *f, int64_t victim)
 {
-    BlockCopyOptions opts = { .max_chunk = 64 * KiB, .max_workers = 1 };
-    int64_t victim = 5 * BCTEST_UNIT;
+    static const BlockCopyOptions opts = {
+        .max_chunk = 64 * KiB, .max_workers = 1,
+    };
     BlockCopyNotifier *n;
-    WriterCo w, w_rest, w_same;
-    bool copied = false;
-    Fixture f;
+    WriterCo w;
 
-    fixture_open(&f, false, NULL, &opts);
-    n = block_copy_install_notifier(f.bcs, f.src_bs);
-    bctest_park_read(f.src_bs, victim + 32 * KiB);
-
-    writer_start(&w, f.src, NULL, 1, victim, 4 * KiB);
-    bctest_wait_parked(f.src_bs);
+    fixture_open(f, false, NULL, &opts);
+    n = block_copy_install_notifier(f->bcs, f->src_bs);
+    bctest_park_read(f->src_bs, victim + 32 * KiB);
+    writer_start(&w, f->src, NULL, 1, victim, 4 * KiB);
+    bctest_wait_parked(f->src_bs);
     poll_until(&w.done);
     g_assert_true(w.done);
     g_assert_cmpint(w.ret, ==, 0);
-    g_assert_cmpint(bctest(f.src_bs)->data[victim], ==, 0xEE);
+    g_assert_cmpint(bctest(f->src_bs)->data[victim], ==, 0xEE);
+    return n;
+}
+
+static void test_cow_releases_after_ready_range(void)
+{
+    int64_t victim = 5 * BCTEST_UNIT;
+    BlockCopyNotifier *n;
+    WriterCo w_rest, w_same;
+    bool copied = false;
+    Fixture f;
+
+    n = released_cow_start(&f, victim);
     g_assert_false(block_copy_is_cluster_copied(f.bcs, victim));
 
     writer_start(&w_rest, f.src, NULL, 1, victim + 40 * KiB, 512);
@@ -380,22 +394,10 @@ static void test_cow_releases_after_ready_range(void)
  */
 static void test_cow_rest_read_error(void)
 {
-    BlockCopyOptions opts = { .max_chunk = 64 * KiB, .max_workers = 1 };
-    int64_t victim = 5 * BCTEST_UNIT;
     BlockCopyNotifier *n;
-    WriterCo w;
     Fixture f;
 
-    fixture_open(&f, false, NULL, &opts);
-    n = block_copy_install_notifier(f.bcs, f.src_bs);
-    bctest_park_read(f.src_bs, victim + 32 * KiB);
-
-    writer_start(&w, f.src, NULL, 1, victim, 4 * KiB);
-    bctest_wait_parked(f.src_bs);
-    poll_until(&w.done);
-    g_assert_true(w.done);
-    g_assert_cmpint(w.ret, ==, 0);
-
+    n = released_cow_start(&f, 5 * BCTEST_UNIT);
     bctest(f.src_bs)->fail_read = EIO;
     bctest_resume(f.src_bs);
     for (int i = 0; i < 10000 && !block_copy_error(f.bcs); i++) {
