@@ -17,6 +17,13 @@
 #define BACKUP_CHUNK (1 * MiB)
 /* Chunks the background loop keeps in flight. */
 #define BACKUP_MAX_WORKERS 16
+/*
+ * While the guest writes (seen within the last BACKUP_GUEST_WINDOW_NS),
+ * one chunk at a time: each chunk in flight puts 1 MiB of reads and
+ * writes into the disk's queue ahead of the guest's requests.
+ */
+#define BACKUP_GUEST_WORKERS 1
+#define BACKUP_GUEST_WINDOW_NS (100 * 1000 * 1000)
 /* How long sync=none sleeps between checks for cancel. */
 #define BACKUP_IDLE_NS 1000000000LL
 /* Pause after an ignored error before the retry, so the loop can run. */
@@ -118,6 +125,8 @@ static int coroutine_fn backup_handle_error(BackupState *s, int64_t offset,
  * The background copy keeps up to BACKUP_MAX_WORKERS chunks in flight,
  * each copied by block_copy() in its own coroutine, because one chunk at a
  * time leaves the disk idle while a read waits for the previous write.
+ * While the guest writes it keeps one (BACKUP_GUEST_WORKERS): the guest's
+ * requests then wait behind one chunk of reads and writes, not sixteen.
  *
  * The job's coroutine is the only dispatcher: it alone passes pause
  * points, sleeps for the rate limit and applies the error policy, so the
@@ -189,6 +198,15 @@ static bool backup_dispatch_must_drain(BackupDispatch *d)
            job_is_paused(job);
 }
 
+/* How many chunks the dispatcher may have in flight now. */
+static int backup_max_chunks(BackupState *s)
+{
+    int64_t since = qemu_clock_get_ns() - BACKUP_GUEST_WINDOW_NS;
+
+    return block_copy_guest_writes_since(s->bcs, since) ?
+        BACKUP_GUEST_WORKERS : BACKUP_MAX_WORKERS;
+}
+
 static int coroutine_fn backup_loop(BackupState *s)
 {
     Job *job = s->bjob->job;
@@ -230,7 +248,7 @@ static int coroutine_fn backup_loop(BackupState *s)
          * charged for what the chunk really copied.
          */
         limited = ratelimit_enabled(&s->bjob->limit);
-        backup_dispatch_wait(&d, limited ? 0 : BACKUP_MAX_WORKERS - 1);
+        backup_dispatch_wait(&d, limited ? 0 : backup_max_chunks(s) - 1);
         if (backup_dispatch_must_drain(&d)) {
             continue;
         }

@@ -102,6 +102,9 @@ struct BlockCopyState {
     GSList *free_bufs;
     int n_free_bufs;
 
+    /* When the before-write notifier last saw a guest write (0: never). */
+    int64_t last_guest_write_ns;
+
     int write_behind_tasks;     /* released or safe tasks still running */
     int64_t write_behind_bytes; /* bytes of safe ones, counted as done */
     /*
@@ -1003,6 +1006,11 @@ void block_copy_set_progress_callback(BlockCopyState *s,
     s->progress_opaque = opaque;
 }
 
+bool block_copy_guest_writes_since(BlockCopyState *s, int64_t since_ns)
+{
+    return s->last_guest_write_ns && s->last_guest_write_ns >= since_ns;
+}
+
 int64_t block_copy_bytes_done(BlockCopyState *s)
 {
     return s->bytes_done;
@@ -1172,6 +1180,7 @@ static int coroutine_fn block_copy_before_write(BdrvBeforeWriteNotifier *n,
     if (req->flags & BDRV_REQ_WRITE_UNCHANGED) {
         return 0;
     }
+    bn->s->last_guest_write_ns = qemu_clock_get_ns();
     ret = block_copy_range(bn->s, start, end - start, true, true, NULL);
     if (ret == 0) {
         bdrv_co_wait_reads_from(req, bn->s->target->bs);

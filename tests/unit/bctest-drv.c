@@ -86,7 +86,15 @@ static int coroutine_fn bctest_drv_preadv(BlockDriverState *bs,
         s->parked = qemu_coroutine_self();
         qemu_coroutine_yield();
     }
+    if (bytes >= BCTEST_UNIT) {
+        s->unit_reads_in_flight++;
+        s->max_unit_reads_in_flight = MAX(s->max_unit_reads_in_flight,
+                                          s->unit_reads_in_flight);
+    }
     bctest_delay(s, bytes);
+    if (bytes >= BCTEST_UNIT) {
+        s->unit_reads_in_flight--;
+    }
     if (s->fail_read) {
         return -s->fail_read;
     }

@@ -26,6 +26,9 @@ typedef struct BCTestState {
     int64_t *read_bytes;        /* per unit: bytes of it read */
     unsigned requests;          /* all requests (drives the delays) */
     unsigned read_calls;        /* read calls */
+    /* Reads of at least one unit in flight, and the most at once. */
+    int unit_reads_in_flight;
+    int max_unit_reads_in_flight;
     unsigned zero_writes;       /* write-zeroes calls */
     unsigned data_writes;       /* write calls */
     bool holes;                 /* unallocated = hole, not zero */

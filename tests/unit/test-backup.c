@@ -118,6 +118,76 @@ static void test_none_until_cancel(void)
     fixture_free(&f);
 }
 
+/* A guest that rewrites its first 4 KiB until told to stop. */
+typedef struct BusyGuest {
+    BlockBackend *blk;
+    bool stop;
+    bool done;
+    int writes;
+} BusyGuest;
+
+static void coroutine_fn busy_guest_entry(void *opaque)
+{
+    BusyGuest *g = opaque;
+    uint8_t buf[4096];
+
+    memset(buf, 0xcc, sizeof(buf));
+    while (!g->stop) {
+        g_assert_cmpint(blk_co_pwrite(g->blk, 0, sizeof(buf), buf, 0), ==, 0);
+        g->writes++;
+    }
+    g->done = true;
+}
+
+/*
+ * A full backup of 64 chunks.  Alone, it keeps several chunks in flight.
+ * While the guest writes, one, so that the guest's requests do not queue
+ * behind megabytes of copy traffic: once the first guest write was seen
+ * and the chunks started before it drained, the job never reads more than
+ * one chunk at a time.  The guest's own copy-before-write reads less than
+ * a unit, so every unit-sized read is the job's.
+ */
+static void test_full_yields_to_guest(void)
+{
+    for (int busy = 0; busy < 2; busy++) {
+        BusyGuest g = { .stop = true, .done = true };
+        BlockDriverState *src = bctest_open("ys", 64 * MiB, false);
+        BlockDriverState *tgt = bctest_open("yt", 64 * MiB, false);
+        BlockBackend *blk = blk_new();
+        g_autofree uint8_t *orig = NULL;
+        BackupJobOptions opts = { .sync = MIRROR_SYNC_MODE_FULL };
+        BlockJob *bjob;
+
+        bctest_fill(src, 9, NULL);
+        orig = g_memdup2(bctest(src)->data, 64 * MiB);
+        g_assert_cmpint(blk_insert_bs(blk, src, &error_abort), ==, 0);
+        bjob = backup_job_create("bk", src, tgt, &opts, &error_abort);
+        if (busy) {
+            g = (BusyGuest) { .blk = blk };
+            qemu_coroutine_enter(qemu_coroutine_create(busy_guest_entry, &g));
+            AIO_WAIT_WHILE(g.writes < 1 ||
+                           bctest(src)->unit_reads_in_flight > 1);
+            bctest(src)->max_unit_reads_in_flight =
+                bctest(src)->unit_reads_in_flight;
+        }
+        /* The job's clean-up drains the source: the guest stops first. */
+        AIO_WAIT_WHILE(bjob->job->progress_current <
+                       bjob->job->progress_total);
+        g.stop = true;
+        AIO_WAIT_WHILE(!g.done);
+        job_wait_all();
+        if (busy) {
+            g_assert_cmpint(bctest(src)->max_unit_reads_in_flight, ==, 1);
+        } else {
+            g_assert_cmpint(bctest(src)->max_unit_reads_in_flight, >, 1);
+        }
+        g_assert_true(memcmp(bctest(tgt)->data, orig, 64 * MiB) == 0);
+        blk_unref(blk);
+        bdrv_unref(src);
+        bdrv_unref(tgt);
+    }
+}
+
 static void test_target_error_report(void)
 {
     Fixture f;
@@ -163,6 +233,8 @@ int main(int argc, char **argv)
     bctest_register();
     g_test_add_func("/backup/full-point-in-time", test_full_point_in_time);
     g_test_add_func("/backup/none-until-cancel", test_none_until_cancel);
+    g_test_add_func("/backup/full-yields-to-guest",
+                    test_full_yields_to_guest);
     g_test_add_func("/backup/target-error-report", test_target_error_report);
     g_test_add_func("/backup/create-errors", test_create_errors);
     return g_test_run();
