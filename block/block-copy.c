@@ -1087,16 +1087,34 @@ int coroutine_fn block_copy_snapshot_where(BlockCopyState *s, int64_t offset,
     }
 }
 
+/* One piece of a point-in-time read, from the source or the target. */
+static int coroutine_fn block_copy_snapshot_read_piece(
+    const BlockCopySnapshotReader *r, bool from_source, int64_t offset,
+    int64_t bytes, QEMUIOVector *qiov, size_t qiov_offset)
+{
+    QEMUIOVector local;
+    int ret;
+
+    qemu_iovec_init_slice(&local, qiov, qiov_offset, bytes);
+    if (from_source && r->read_source) {
+        ret = r->read_source(r->opaque, offset, bytes, &local);
+    } else if (from_source) {
+        ret = bdrv_co_preadv(r->source, offset, bytes, &local,
+                             r->source_flags);
+    } else {
+        ret = bdrv_co_preadv(r->target, offset, bytes, &local, 0);
+    }
+    qemu_iovec_destroy(&local);
+    return ret;
+}
+
 int coroutine_fn block_copy_snapshot_preadv(BlockCopyState *s,
-                                           BdrvChild *source_edge,
-                                           BdrvChild *target_edge,
+                                           const BlockCopySnapshotReader *r,
                                            int64_t offset, int64_t bytes,
                                            QEMUIOVector *qiov,
-                                           size_t qiov_offset,
-                                           BdrvRequestFlags source_flags)
+                                           size_t qiov_offset)
 {
     while (bytes > 0) {
-        QEMUIOVector local;
         const uint8_t *buf = NULL;
         int64_t pnum = bytes;
         int where = BLOCK_COPY_IN_SOURCE;
@@ -1108,16 +1126,19 @@ int coroutine_fn block_copy_snapshot_preadv(BlockCopyState *s,
                 return where;
             }
         }
+        if (r->check) {
+            ret = r->check(r->opaque, offset, &pnum);
+            if (ret < 0) {
+                return ret;
+            }
+        }
         if (where == BLOCK_COPY_IN_BUFFER) {
+            /* Old data whose copy to the target is still in flight. */
             qemu_iovec_from_buf(qiov, qiov_offset, buf, pnum);
         } else {
-            qemu_iovec_init_slice(&local, qiov, qiov_offset, pnum);
-            ret = bdrv_co_preadv(where == BLOCK_COPY_IN_SOURCE ? source_edge
-                                                               : target_edge,
-                                 offset, pnum, &local,
-                                 where == BLOCK_COPY_IN_SOURCE ? source_flags
-                                                               : 0);
-            qemu_iovec_destroy(&local);
+            ret = block_copy_snapshot_read_piece(
+                r, where == BLOCK_COPY_IN_SOURCE, offset, pnum, qiov,
+                qiov_offset);
         }
         if (ret < 0) {
             return ret;
@@ -1142,15 +1163,19 @@ static int coroutine_fn block_copy_fleecing_read(BdrvChild *c, int64_t offset,
                                                 BdrvRequestFlags flags)
 {
     BlockCopyState *s = c->read_hook_opaque;
-
     /*
      * The source read must not wait for a serialising guest write: that
      * write may be queued before its copy, and would land first.  The
      * write waits for this read after its copy instead.
      */
-    return block_copy_snapshot_preadv(s, c, s->target, offset, bytes, qiov, 0,
-                                      flags | BDRV_REQ_NO_READ_HOOK |
-                                      BDRV_REQ_NO_SERIALISING);
+    BlockCopySnapshotReader r = {
+        .source = c,
+        .target = s->target,
+        .source_flags = flags | BDRV_REQ_NO_READ_HOOK |
+                        BDRV_REQ_NO_SERIALISING,
+    };
+
+    return block_copy_snapshot_preadv(s, &r, offset, bytes, qiov, 0);
 }
 
 /*

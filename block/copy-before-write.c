@@ -166,12 +166,59 @@ static int64_t cbw_getlength(BlockDriverState *bs)
     return bdrv_getlength(bs->file->bs);
 }
 
+/* The snapshot still covers the piece; its error ends every read. */
+static int cbw_snapshot_check(void *opaque, int64_t offset, int64_t *pnum)
+{
+    BlockDriverState *bs = opaque;
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+    int64_t apnum;
+
+    if (s->snapshot_error) {
+        return s->snapshot_error;
+    }
+    if (!hbitmap_status(s->access_bitmap, offset, *pnum, &apnum)) {
+        return -EACCES;
+    }
+    *pnum = MIN(*pnum, apnum);
+    return 0;
+}
+
+/*
+ * A source piece is read as a frozen read: listed before the read starts
+ * (no yield since the copy map said "not copied"), so that guest writes
+ * wait for it after copying their clusters.
+ */
+static int coroutine_fn cbw_snapshot_read_source(void *opaque, int64_t offset,
+                                                 int64_t bytes,
+                                                 QEMUIOVector *qiov)
+{
+    BlockDriverState *bs = opaque;
+    BDRVCopyBeforeWriteState *s = bs->opaque;
+    CBWFrozenRead frozen = { .offset = offset, .bytes = bytes };
+    int ret;
+
+    qemu_co_queue_init(&frozen.waiters);
+    QLIST_INSERT_HEAD(&s->frozen_reads, &frozen, next);
+    ret = bdrv_co_preadv(bs->file, offset, bytes, qiov, 0);
+    QLIST_REMOVE(&frozen, next);
+    qemu_co_queue_restart_all(&frozen.waiters);
+    return ret;
+}
+
 int coroutine_fn cbw_snapshot_preadv(BlockDriverState *bs, int64_t offset,
                                      int64_t bytes, QEMUIOVector *qiov,
                                      size_t qiov_offset)
 {
     BDRVCopyBeforeWriteState *s = bs->opaque;
     int64_t len = block_copy_length(s->bcs);
+    BlockCopySnapshotReader r = {
+        .source = bs->file,
+        .target = s->target,
+        .check = cbw_snapshot_check,
+        .read_source = cbw_snapshot_read_source,
+        .opaque = bs,
+    };
+    int ret;
 
     assert(bdrv_is_cbw(bs));
     /* Beyond the end there is nothing to protect. */
@@ -181,48 +228,10 @@ int coroutine_fn cbw_snapshot_preadv(BlockDriverState *bs, int64_t offset,
         qemu_iovec_memset(qiov, qiov_offset + (bytes - tail), 0, tail);
         bytes -= tail;
     }
-    while (bytes > 0) {
-        CBWFrozenRead frozen;
-        QEMUIOVector local;
-        const uint8_t *buf = NULL;
-        int64_t pnum, apnum;
-        int where;
-        int ret = 0;
-
-        if (s->snapshot_error) {
-            return s->snapshot_error;
-        }
-        where = block_copy_snapshot_where(s->bcs, offset, bytes, &pnum, &buf);
-        if (where < 0) {
-            return where;
-        }
-        if (!hbitmap_status(s->access_bitmap, offset, pnum, &apnum)) {
-            return -EACCES;
-        }
-        pnum = MIN(pnum, apnum);
-        if (where == BLOCK_COPY_IN_BUFFER) {
-            /* Old data whose copy to the target is still in flight. */
-            qemu_iovec_from_buf(qiov, qiov_offset, buf, pnum);
-        } else if (where == BLOCK_COPY_IN_SOURCE) {
-            qemu_iovec_init_slice(&local, qiov, qiov_offset, pnum);
-            frozen = (CBWFrozenRead) { .offset = offset, .bytes = pnum };
-            qemu_co_queue_init(&frozen.waiters);
-            QLIST_INSERT_HEAD(&s->frozen_reads, &frozen, next);
-            ret = bdrv_co_preadv(bs->file, offset, pnum, &local, 0);
-            QLIST_REMOVE(&frozen, next);
-            qemu_co_queue_restart_all(&frozen.waiters);
-            qemu_iovec_destroy(&local);
-        } else {
-            qemu_iovec_init_slice(&local, qiov, qiov_offset, pnum);
-            ret = bdrv_co_preadv(s->target, offset, pnum, &local, 0);
-            qemu_iovec_destroy(&local);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-        offset += pnum;
-        bytes -= pnum;
-        qiov_offset += pnum;
+    ret = block_copy_snapshot_preadv(s->bcs, &r, offset, bytes, qiov,
+                                     qiov_offset);
+    if (ret < 0) {
+        return ret;
     }
     /* A copy that failed meanwhile may have let a guest write through. */
     return s->snapshot_error;

@@ -199,18 +199,37 @@ int coroutine_fn block_copy_snapshot_where(BlockCopyState *s, int64_t offset,
                                           int64_t bytes, int64_t *pnum,
                                           const uint8_t **buf);
 
+/* How a point-in-time reader reaches the data; see below. */
+typedef struct BlockCopySnapshotReader {
+    BdrvChild *source;          /* clusters not copied yet */
+    BdrvChild *target;          /* copied clusters */
+    BdrvRequestFlags source_flags;
+    /*
+     * Optional: may shorten *pnum for the piece at @offset, or fail the
+     * read with a negative errno.  Called with no yield between it and
+     * the read of the piece.
+     */
+    int (*check)(void *opaque, int64_t offset, int64_t *pnum);
+    /*
+     * Optional: reads a source piece instead of a plain read of @source,
+     * e.g. to register it so that guest writes wait for it.
+     */
+    int coroutine_fn (*read_source)(void *opaque, int64_t offset,
+                                    int64_t bytes, QEMUIOVector *qiov);
+    void *opaque;
+} BlockCopySnapshotReader;
+
 /*
  * Reads [offset, offset + bytes) of the point in time into @qiov at
- * @qiov_offset: from @source_edge (a read registered on the source, which
- * guest writes wait for), from @target_edge, or from a buffer.
+ * @qiov_offset, piece by piece: from the source (a tracked read, which
+ * guest writes wait for), from the target, or from a buffer.  Bytes at or
+ * past the end of the copied range are read from the source.
  */
 int coroutine_fn block_copy_snapshot_preadv(BlockCopyState *s,
-                                           BdrvChild *source_edge,
-                                           BdrvChild *target_edge,
+                                           const BlockCopySnapshotReader *r,
                                            int64_t offset, int64_t bytes,
                                            QEMUIOVector *qiov,
-                                           size_t qiov_offset,
-                                           BdrvRequestFlags source_flags);
+                                           size_t qiov_offset);
 
 /* The error of a failed write-behind (see above), or 0. */
 int block_copy_error(BlockCopyState *s);
