@@ -185,10 +185,13 @@ class Daemon:
             self.qmp.connect(retry_for=30)
             self.qmp.timeout = 300
             self.qmp.sock.settimeout(300)
-        except (RuntimeError, QMPTimeout, OSError) as e:
+        except (RuntimeError, QMPTimeout, QMPClosed, QMPError, OSError,
+                KeyError) as e:
+            # KeyError: a reply to qmp_capabilities without "return"
+            # (seen once from qemu-storage-daemon on this machine).
             self.stop()
-            raise BenchError('%s did not start: %s (see %s)'
-                             % (self.kind, e, self.logpath))
+            raise BenchError('%s did not start: %s: %s (see %s)'
+                             % (self.kind, type(e).__name__, e, self.logpath))
         return self
 
     def __enter__(self):
