@@ -48,10 +48,13 @@
 #define RAW_PREALLOC_CHUNK (1 * MiB)
 /*
  * Grow-ahead: an O_DIRECT write past the end of a regular file first
- * extends the file to at least this much beyond the write, aligned up to
- * RAW_GROW_AHEAD_ALIGN (the defaults of QEMU's preallocate filter).
+ * extends the file to this much beyond the write, aligned up to
+ * RAW_GROW_AHEAD_ALIGN.  QEMU's preallocate filter defaults to 128 MiB;
+ * with that step, the fallocate() and the trim at close cost a backup of
+ * a few hundred MiB a third of its speed on ext4 with online discard,
+ * while 16 MiB already keeps extending writes out of the request path.
  */
-#define RAW_GROW_AHEAD_SIZE (128 * MiB)
+#define RAW_GROW_AHEAD_SIZE (16 * MiB)
 #define RAW_GROW_AHEAD_ALIGN (1 * MiB)
 
 typedef enum {
