@@ -50,9 +50,9 @@
  * Grow-ahead: an O_DIRECT write past the end of a regular file first
  * extends the file to this much beyond the write, aligned up to
  * RAW_GROW_AHEAD_ALIGN.  QEMU's preallocate filter defaults to 128 MiB;
- * with that step, the fallocate() and the trim at close cost a backup of
- * a few hundred MiB a third of its speed on ext4 with online discard,
- * while 16 MiB already keeps extending writes out of the request path.
+ * 16 MiB already keeps extending writes out of the request path, and a
+ * small target (a sync=top or incremental backup) then fallocates and
+ * trims at close far less that it never uses.
  */
 #define RAW_GROW_AHEAD_SIZE (16 * MiB)
 #define RAW_GROW_AHEAD_ALIGN (1 * MiB)
