@@ -508,8 +508,31 @@ static int coroutine_fn block_copy_read_behind(BlockCopyTask *t,
     return 0;
 }
 
-/* Copies the task's range: zero extents as write-zeroes, data read and
- * written at once. */
+/*
+ * Writes one extent of the task's range to the target: a zero extent as
+ * write-zeroes, a data extent from @buf, which holds the extent's data.
+ */
+static int coroutine_fn block_copy_write_extent(BlockCopyState *s,
+                                                const BlockCopyExtent *e,
+                                                const void *buf)
+{
+    int ret;
+
+    if (e->zero) {
+        trace_block_copy_write_zeroes(s, e->offset, e->bytes);
+        ret = bdrv_co_pwrite_zeroes(s->target, e->offset, e->bytes,
+                                    BDRV_REQ_MAY_UNMAP);
+    } else {
+        ret = bdrv_co_pwrite(s->target, e->offset, e->bytes, buf,
+                             s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
+    }
+    if (ret < 0) {
+        trace_block_copy_write_fail(s, e->offset, ret);
+    }
+    return ret;
+}
+
+/* Copies the task's range: each extent read (unless zero) and written. */
 static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
                                            bool *error_is_read)
 {
@@ -521,30 +544,20 @@ static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
     for (i = 0; i < t->extents->len; i++) {
         BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
 
-        if (e->zero) {
-            trace_block_copy_write_zeroes(s, e->offset, e->bytes);
-            ret = bdrv_co_pwrite_zeroes(s->target, e->offset, e->bytes,
-                                        BDRV_REQ_MAY_UNMAP);
+        if (!e->zero) {
+            if (!buf) {
+                buf = block_copy_buf_get(s);
+            }
+            ret = bdrv_co_pread(s->source, e->offset, e->bytes, buf,
+                                BDRV_REQ_NO_SERIALISING);
             if (ret < 0) {
-                *error_is_read = false;
+                trace_block_copy_read_fail(s, e->offset, ret);
+                *error_is_read = true;
                 break;
             }
-            continue;
         }
-        if (!buf) {
-            buf = block_copy_buf_get(s);
-        }
-        ret = bdrv_co_pread(s->source, e->offset, e->bytes, buf,
-                            BDRV_REQ_NO_SERIALISING);
+        ret = block_copy_write_extent(s, e, buf);
         if (ret < 0) {
-            trace_block_copy_read_fail(s, e->offset, ret);
-            *error_is_read = true;
-            break;
-        }
-        ret = bdrv_co_pwrite(s->target, e->offset, e->bytes, buf,
-                             s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
-        if (ret < 0) {
-            trace_block_copy_write_fail(s, e->offset, ret);
             *error_is_read = false;
             break;
         }
@@ -556,24 +569,15 @@ static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
 /* Writes the range a safe write-behind task holds in t->buf. */
 static int coroutine_fn block_copy_write_behind(BlockCopyTask *t)
 {
-    BlockCopyState *s = t->s;
     guint i;
     int ret;
 
     for (i = 0; i < t->extents->len; i++) {
         BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
 
-        if (e->zero) {
-            trace_block_copy_write_zeroes(s, e->offset, e->bytes);
-            ret = bdrv_co_pwrite_zeroes(s->target, e->offset, e->bytes,
-                                        BDRV_REQ_MAY_UNMAP);
-        } else {
-            ret = bdrv_co_pwrite(s->target, e->offset, e->bytes,
-                                 (uint8_t *)t->buf + (e->offset - t->offset),
-                                 s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
-        }
+        ret = block_copy_write_extent(t->s, e, (uint8_t *)t->buf +
+                                      (e->offset - t->offset));
         if (ret < 0) {
-            trace_block_copy_write_fail(s, e->offset, ret);
             return ret;
         }
     }
