@@ -96,9 +96,61 @@ def parse_size(text):
 _warned_cache = False
 
 
-def drop_caches():
-    """Writes back dirty pages and empties the page cache (needs root), so no
-    run inherits cached data or pending writeback from the previous one."""
+class Disk:
+    """The block device that holds the work directory, seen through
+    /proc/diskstats (absent for a network filesystem: then settle() only
+    returns)."""
+
+    def __init__(self, path):
+        st = os.stat(path)
+        self.dev = (str(os.major(st.st_dev)), str(os.minor(st.st_dev)))
+        stats = self.stats()
+        self.discarded = stats[2] if stats else 0
+
+    def stats(self):
+        """(requests in flight, discards completed, sectors discarded)."""
+        try:
+            with open('/proc/diskstats') as f:
+                for line in f:
+                    v = line.split()
+                    if tuple(v[:2]) == self.dev and len(v) >= 17:
+                        return int(v[11]), int(v[14]), int(v[16])
+        except OSError:
+            pass
+        return None
+
+    def settle(self, quiet=1.0, limit=20.0):
+        """Waits until nothing has been in flight and no discard has
+        completed for @quiet seconds (at most @limit), then pauses after
+        discards.  The filesystem may be mounted with `discard`: deleting
+        the previous run's target discards its blocks, and on a virtual
+        disk the host goes on freeing them after the guest saw the discard
+        complete.  Measured here, sync=top right after a 2 GiB delete ran
+        at 200 MiB/s against 290 five seconds later; the guest's counters
+        were quiet by then.  So the pause grows with what was discarded:
+        1 s plus 2 s per GiB, at most 10 s."""
+        stats = self.stats()
+        if stats is None:
+            return
+        deadline = time.monotonic() + limit
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            stats = self.stats()
+            if stats[:2] != last or stats[0]:
+                last, since = stats[:2], time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+            time.sleep(0.05)
+        discarded = (stats[2] - self.discarded) * 512
+        self.discarded = stats[2]
+        if discarded > 0:
+            time.sleep(min(10.0, 1.0 + 2.0 * discarded / GiB))
+
+
+def drop_caches(disk):
+    """Writes back dirty pages, empties the page cache (needs root) and waits
+    for @disk to settle (Disk.settle()), so no run inherits cached data,
+    pending writeback or the discards of the previous run's files."""
     global _warned_cache
     os.sync()
     try:
@@ -109,6 +161,7 @@ def drop_caches():
             log('cannot drop the page cache (not root): cached reads may '
                 'flatter both sides')
             _warned_cache = True
+    disk.settle()
 
 
 def qemu_img_create(path, size, backing=None):
@@ -438,6 +491,7 @@ class Bench:
 
     def prepare(self):
         os.makedirs(self.work, exist_ok=True)
+        self.disk = Disk(self.work)
         n = self.size // CLUSTER
         log('preparing %d MiB images in %s' % (self.size // MiB, self.work))
         self.raw = self.path('src.raw')
@@ -491,7 +545,7 @@ class Bench:
         # (fallocated) extent that the filesystem answers without the disk.
         for _ in range(self.args.runs):
             for what in ('ddw', 'write', 'read', 'rw', 'ddr'):
-                drop_caches()
+                drop_caches(self.disk)
                 if what in dd:
                     t0 = time.monotonic()
                     run(dd[what])
@@ -536,7 +590,7 @@ class Bench:
                     with d:
                         add_image(d, 'src', fmt, src, direct)
                         add_image(d, 'tgt', 'qcow2', tgt, direct)
-                        drop_caches()
+                        drop_caches(self.disk)
                         dt = timed_backup(d, 'bk', 'src', 'tgt', 'full',
                                           self.job_timeout)
                         side_rss.add(d.kind, d.vm_hwm() / MiB)
@@ -564,7 +618,7 @@ class Bench:
                           **{'read-only': True})
                 add_image(d, 'top', 'qcow2', self.top, True, backing='base')
                 add_image(d, 'tgt', 'qcow2', tgt, True, backing='base')
-                drop_caches()
+                drop_caches(self.disk)
                 dt = timed_backup(d, 'bk', 'top', 'tgt', 'top',
                                   self.job_timeout)
             return nbytes / MiB / dt
@@ -590,7 +644,7 @@ class Bench:
                 fio_dirty(uri, self.size, self.dirty_clusters)
                 d.cmd('block-export-del', id='exp-src')
                 add_image(d, 'tgt', 'qcow2', tgt, True)
-                drop_caches()
+                drop_caches(self.disk)
                 dt = timed_backup(d, 'bk', 'src', 'tgt', 'bitmap',
                                   self.job_timeout, bitmap='b0',
                                   **{'bitmap-mode': 'on-success'})
@@ -612,7 +666,7 @@ class Bench:
                     node = self.setup_fleecing(d, recipe, tmp)
                     d.start_nbd()
                     uri = d.export(node)
-                    drop_caches()
+                    drop_caches(self.disk)
                     t0 = time.monotonic()
                     run(['nbdcopy', uri, 'null:'],
                         timeout=self.job_timeout)
@@ -654,6 +708,13 @@ class Bench:
                 log('(e) guest writes %s' % row.label)
 
                 def one(d, row=row, rw=rw, bs=bs, depth=depth, mode=mode):
+                    # The target replaces the previous run's, and the disk
+                    # settles from that before anything is timed.
+                    if mode == 'none':
+                        qemu_img_create(tmp, self.size, backing=self.qcow2)
+                    elif mode == 'full':
+                        qemu_img_create(tgt, self.size)
+                    drop_caches(self.disk)
                     with d:
                         add_image(d, 'src', 'qcow2', self.qcow2, True)
                         d.start_nbd()
@@ -662,15 +723,12 @@ class Bench:
                         # both sides.
                         uri = d.export('src', writable=True)
                         if mode == 'none':
-                            qemu_img_create(tmp, self.size,
-                                            backing=self.qcow2)
                             add_image(d, 'fleece', 'qcow2', tmp, True,
                                       backing='src')
                             d.cmd('blockdev-backup', device='src',
                                   target='fleece', sync='none',
                                   **{'job-id': 'bk'})
                         elif mode == 'full':
-                            qemu_img_create(tgt, self.size)
                             add_image(d, 'tgt', 'qcow2', tgt, True)
                             d.cmd('blockdev-backup', device='src',
                                   target='tgt', sync='full',
