@@ -139,27 +139,32 @@ static void coroutine_fn busy_guest_entry(void *opaque)
     g->done = true;
 }
 
+/* Twice what an idle full backup keeps in flight. */
+#define YIELD_IMG_SIZE (128 * MiB)
+
 /*
- * A full backup of 64 chunks.  Alone, it keeps several chunks in flight.
- * While the guest writes, one, so that the guest's requests do not queue
- * behind megabytes of copy traffic: once the first guest write was seen
- * and the chunks started before it drained, the job never reads more than
- * one chunk at a time.  The guest's own copy-before-write reads less than
- * a unit, so every unit-sized read is the job's.
+ * A full backup of 128 MiB.  Alone, it keeps 16 chunks of 4 MiB in flight,
+ * each copied as 1 MiB tasks side by side, so more reads are in flight
+ * than there are chunks.  While the guest writes, one chunk of 1 MiB, so
+ * that the guest's requests do not queue behind megabytes of copy
+ * traffic: once the first guest write was seen and the chunks started
+ * before it drained, the job never reads more than one task's worth at a
+ * time.  The guest's own copy-before-write reads less than a unit, so
+ * every unit-sized read is the job's.
  */
 static void test_full_yields_to_guest(void)
 {
     for (int busy = 0; busy < 2; busy++) {
         BusyGuest g = { .stop = true, .done = true };
-        BlockDriverState *src = bctest_open("ys", 64 * MiB, false);
-        BlockDriverState *tgt = bctest_open("yt", 64 * MiB, false);
+        BlockDriverState *src = bctest_open("ys", YIELD_IMG_SIZE, false);
+        BlockDriverState *tgt = bctest_open("yt", YIELD_IMG_SIZE, false);
         BlockBackend *blk = blk_new();
         g_autofree uint8_t *orig = NULL;
         BackupJobOptions opts = { .sync = MIRROR_SYNC_MODE_FULL };
         BlockJob *bjob;
 
         bctest_fill(src, 9, NULL);
-        orig = g_memdup2(bctest(src)->data, 64 * MiB);
+        orig = g_memdup2(bctest(src)->data, YIELD_IMG_SIZE);
         g_assert_cmpint(blk_insert_bs(blk, src, &error_abort), ==, 0);
         bjob = backup_job_create("bk", src, tgt, &opts, &error_abort);
         if (busy) {
@@ -179,9 +184,9 @@ static void test_full_yields_to_guest(void)
         if (busy) {
             g_assert_cmpint(bctest(src)->max_unit_reads_in_flight, ==, 1);
         } else {
-            g_assert_cmpint(bctest(src)->max_unit_reads_in_flight, >, 1);
+            g_assert_cmpint(bctest(src)->max_unit_reads_in_flight, >, 16);
         }
-        g_assert_true(memcmp(bctest(tgt)->data, orig, 64 * MiB) == 0);
+        g_assert_true(memcmp(bctest(tgt)->data, orig, YIELD_IMG_SIZE) == 0);
         blk_unref(blk);
         bdrv_unref(src);
         bdrv_unref(tgt);
