@@ -191,7 +191,8 @@ BCTestState *bctest(BlockDriverState *bs)
     return bs->opaque;
 }
 
-BlockDriverState *bctest_open(const char *name, int64_t size, bool holes)
+static BlockDriverState *bctest_open_flags(const char *name, int64_t size,
+                                           bool holes, int flags)
 {
     QDict *opts = qdict_new();
 
@@ -199,7 +200,17 @@ BlockDriverState *bctest_open(const char *name, int64_t size, bool holes)
     qdict_put_str(opts, "node-name", name);
     qdict_put_int(opts, "size", size);
     qdict_put_bool(opts, "holes", holes);
-    return bdrv_open(NULL, NULL, opts, BDRV_O_RDWR, &error_abort);
+    return bdrv_open(NULL, NULL, opts, flags, &error_abort);
+}
+
+BlockDriverState *bctest_open(const char *name, int64_t size, bool holes)
+{
+    return bctest_open_flags(name, size, holes, BDRV_O_RDWR);
+}
+
+BlockDriverState *bctest_open_direct(const char *name, int64_t size)
+{
+    return bctest_open_flags(name, size, false, BDRV_O_RDWR | BDRV_O_NOCACHE);
 }
 
 void bctest_fill(BlockDriverState *bs, uint8_t seed, bool (*skip)(int64_t))

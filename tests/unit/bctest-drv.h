@@ -42,6 +42,8 @@ void bctest_register(void);
 BCTestState *bctest(BlockDriverState *bs);
 /* Opens a bctest node "@name" of @size bytes (holes=on if @holes). */
 BlockDriverState *bctest_open(const char *name, int64_t size, bool holes);
+/* A node without holes, opened with cache.direct=on like an O_DIRECT file. */
+BlockDriverState *bctest_open_direct(const char *name, int64_t size);
 /* Fills unit i with a pattern derived from (i, @seed); skips units in @skip. */
 void bctest_fill(BlockDriverState *bs, uint8_t seed, bool (*skip)(int64_t));
 /* Arms parking of the next read touching @offset. */
