@@ -24,7 +24,7 @@
  * "Full backup").
  */
 #define BACKUP_CHUNK (4 * MiB)
-/* Chunks the background loop keeps in flight: up to 64 MiB of copies. */
+/* Chunks the background loop keeps in flight (64 MiB of 4 MiB chunks). */
 #define BACKUP_MAX_WORKERS 16
 /*
  * While the guest writes (seen within the last BACKUP_GUEST_WINDOW_NS),
