@@ -884,7 +884,6 @@ static void block_copy_detached_unref(BlockCopyDetached *d)
     }
 }
 
-
 static void coroutine_fn block_copy_detached_entry(void *opaque)
 {
     BlockCopyDetached *d = opaque;

@@ -151,15 +151,15 @@ void block_copy_set_progress_callback(BlockCopyState *s,
                                       BlockCopyProgressFunc *cb,
                                       void *opaque);
 /*
- * Progress: bytes copied so far (copy-before-write included) and bytes
- * still to copy (marked or in flight).
- */
-/*
  * Whether the before-write notifier saw a guest write at or after
  * @since_ns (qemu_clock_get_ns() time), so that a background copy can
  * leave the disk to the guest.
  */
 bool block_copy_guest_writes_since(BlockCopyState *s, int64_t since_ns);
+/*
+ * Progress: bytes copied so far (copy-before-write included) and bytes
+ * still to copy (marked or in flight).
+ */
 int64_t block_copy_bytes_done(BlockCopyState *s);
 int64_t block_copy_bytes_remaining(BlockCopyState *s);
 
