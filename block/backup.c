@@ -214,12 +214,19 @@ static bool backup_dispatch_must_drain(BackupDispatch *d)
            job_is_paused(job);
 }
 
-/* How many chunks the dispatcher may have in flight now, and their size. */
+/*
+ * How many chunks the dispatcher may have in flight now, and their size.
+ * A rate-limited job copies one at a time (see backup_loop()).
+ */
 static int backup_max_chunks(BackupState *s, bool limited, int64_t *chunk)
 {
     int64_t since = qemu_clock_get_ns() - BACKUP_GUEST_WINDOW_NS;
 
-    if (limited || block_copy_guest_writes_since(s->bcs, since)) {
+    if (limited) {
+        *chunk = BACKUP_SMALL_CHUNK;
+        return 1;
+    }
+    if (block_copy_guest_writes_since(s->bcs, since)) {
         *chunk = BACKUP_SMALL_CHUNK;
         return BACKUP_GUEST_WORKERS;
     }
@@ -270,7 +277,7 @@ static int coroutine_fn backup_loop(BackupState *s)
          * flight, so a limited job copies one chunk at a time and is
          * charged for what the chunk really copied.
          */
-        backup_dispatch_wait(&d, limited ? 0 : max_chunks - 1);
+        backup_dispatch_wait(&d, max_chunks - 1);
         if (backup_dispatch_must_drain(&d)) {
             continue;
         }
