@@ -698,6 +698,8 @@ BlockBackend *drive_new(QDict *options, Error **errp)
         blk_unref(blk);
         return NULL;
     }
+    /* Writethrough: every write is FUA, so none completes early either. */
+    blk_set_enable_write_cache(blk, !writethrough);
     dinfo = g_new0(DriveInfo, 1);
     dinfo->blk = blk;
     dinfo->writethrough = writethrough;

@@ -11,6 +11,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "qemu/queue.h"
+#include "block/block-backend.h"
 #include "block/export.h"
 #include "block/dirty-bitmap.h"
 #include "qapi/qapi-commands.h"
@@ -210,6 +211,10 @@ bool blk_exp_add(BlockExportOptions *opts, Error **errp)
     if (!nbd) {
         return false;
     }
+    /* A write completes only once it is on the image (FUA on each). */
+    blk_set_enable_write_cache(nbd_export_get_blk(nbd),
+                               !(opts->has_writethrough &&
+                                 opts->writethrough));
     if (!blk_exp_add_bitmaps(nbd, bs, nbd_opts->bitmaps, writable, errp)) {
         /* No client can have connected yet: the export goes at once. */
         nbd_export_remove(nbd, NBD_EXPORT_REMOVE_HARD, &error_abort);

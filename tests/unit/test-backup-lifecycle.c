@@ -19,6 +19,7 @@
 #include "block/block-backend.h"
 #include "block/blockjob.h"
 #include "block/export.h"
+#include "block/nbd.h"
 #include "sysemu/blockdev.h"
 #include "qapi/qapi-types.h"
 #include "qapi/qapi-commands.h"
@@ -407,12 +408,13 @@ static void nbd_start(void)
     qapi_free_SocketAddress(addr);
 }
 
-static void export_add(const char *id, const char *node)
+/* @extra: more members of the export's options, "" or ", ...". */
+static void export_add(const char *id, const char *node, const char *extra)
 {
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autofree char *json = g_strdup_printf(
-        "{\"type\": \"nbd\", \"id\": \"%s\", \"node-name\": \"%s\"}",
-        id, node);
+        "{\"type\": \"nbd\", \"id\": \"%s\", \"node-name\": \"%s\"%s}",
+        id, node, extra);
     BlockExportOptions *opts = NULL;
 
     g_assert_true(visit_type_BlockExportOptions(parse_json(parser, json),
@@ -443,7 +445,7 @@ static void test_export_holds_target(void)
     drive_backup_json(bk_json);
     fleece = bdrv_find_node("fleece");
     g_assert_nonnull(fleece);
-    export_add("exp", "fleece");
+    export_add("exp", "fleece", "");
     qmp_blockdev_del("fleece", &err);
     g_assert_nonnull(err);
     error_free(err);
@@ -460,6 +462,33 @@ static void test_export_holds_target(void)
     /* The export was the last holder: the node closes with it. */
     qmp_block_export_del("exp", false, 0, &error_abort);
     wait_until(node_gone, "fleece");
+    qmp_nbd_server_stop(&error_abort);
+    qmp_blockdev_del("xsrc", &error_abort);
+    g_assert_cmpint(count_nodes(), ==, 0);
+    finish();
+}
+
+/*
+ * An export's writethrough option turns its write cache off, so that no
+ * write of its clients is deferred during a backup (block/io.c).
+ */
+static void test_export_writethrough(void)
+{
+    NBDServer *srv;
+
+    add_qcow2_node("xsrc", 0x6b);
+    nbd_start();
+    export_add("wb", "xsrc", ", \"writable\": true");
+    export_add("wt", "xsrc",
+               ", \"writable\": true, \"writethrough\": true, "
+               "\"name\": \"wt\"");
+    srv = nbd_server_get(&error_abort);
+    g_assert_true(blk_enable_write_cache(
+        nbd_export_get_blk(nbd_export_find(srv, "xsrc"))));
+    g_assert_false(blk_enable_write_cache(
+        nbd_export_get_blk(nbd_export_find(srv, "wt"))));
+    qmp_block_export_del("wb", false, 0, &error_abort);
+    qmp_block_export_del("wt", false, 0, &error_abort);
     qmp_nbd_server_stop(&error_abort);
     qmp_blockdev_del("xsrc", &error_abort);
     g_assert_cmpint(count_nodes(), ==, 0);
@@ -630,6 +659,8 @@ int main(int argc, char **argv)
                     test_drive_del_while_running);
     g_test_add_func("/backup-lifecycle/exit-while-running",
                     test_exit_while_running);
+    g_test_add_func("/backup-lifecycle/export-writethrough",
+                    test_export_writethrough);
     g_test_add_func("/backup-lifecycle/export-holds-target",
                     test_export_holds_target);
     g_test_add_data_func("/backup-lifecycle/cancel-during-cbw/none",

@@ -359,6 +359,7 @@ static void test_drive(void)
     /* Only the drive's root edge holds the node. */
     g_assert_cmpint(bdrv_get_refcnt(bs), ==, 1);
     g_assert_true(bdrv_get_flags(bs) & BDRV_O_NOCACHE);
+    g_assert_false(blk_enable_write_cache(blk));
 
     list = qmp_query_block(&error_abort);
     g_assert_nonnull(list);
