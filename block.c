@@ -203,6 +203,7 @@ static BlockDriverState *bdrv_new(void)
     QLIST_INIT(&bs->before_write_notifiers);
     QTAILQ_INIT(&bs->dirty_bitmaps);
     qemu_co_queue_init(&bs->drain_queue);
+    qemu_co_queue_init(&bs->deferred_done);
     QTAILQ_INSERT_TAIL(&all_bdrv_states, bs, all_list);
     return bs;
 }

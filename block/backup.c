@@ -554,8 +554,14 @@ BlockJob *backup_job_new(const char *job_id, BlockDriverState *bs,
     backup_init_copy_map(s);
     block_copy_set_progress_callback(s->bcs, backup_progress, s);
     job_progress_set_remaining(bjob->job, block_copy_bytes_remaining(s->bcs));
-    /* From here on, guest writes to the source copy the old data first. */
-    s->notifier = block_copy_install_notifier(s->bcs, bs);
+    /*
+     * From here on, guest writes to the source copy the old data first.
+     * They may complete before that copy (write-back): the job already
+     * fails, rather than the guest write, when a copy written behind it
+     * fails, so the guest loses no error report it would otherwise get
+     * that a flush does not give it.
+     */
+    s->notifier = block_copy_install_notifier(s->bcs, bs, true);
     return bjob;
 }
 

@@ -1208,6 +1208,15 @@ static int coroutine_fn block_copy_before_write(BdrvBeforeWriteNotifier *n,
     if (req->flags & BDRV_REQ_WRITE_UNCHANGED) {
         return 0;
     }
+    if (req->deferred) {
+        /*
+         * Nobody waits for a deferred write (io.c): reading its old
+         * clusters whole, in one request each, costs it less than the
+         * usual early release after its own bytes.
+         */
+        start = QEMU_ALIGN_DOWN(start, bn->s->cluster_size);
+        end = QEMU_ALIGN_UP(end, bn->s->cluster_size);
+    }
     bn->s->last_guest_write_ns = qemu_clock_get_ns();
     ret = block_copy_range(bn->s, start, end - start, true, true, NULL);
     if (ret == 0) {
@@ -1216,13 +1225,34 @@ static int coroutine_fn block_copy_before_write(BdrvBeforeWriteNotifier *n,
     return ret;
 }
 
+/*
+ * A write may complete before its copy while the copy has clusters left
+ * to do and nothing failed yet: a failure after that point could not be
+ * reported to the guest any more than a write-behind failure can.
+ */
+static bool block_copy_may_defer(BdrvBeforeWriteNotifier *n, int64_t offset,
+                                 int64_t bytes)
+{
+    BlockCopyNotifier *bn = container_of(n, BlockCopyNotifier, n);
+    BlockCopyState *s = bn->s;
+    int64_t start = QEMU_ALIGN_DOWN(offset, s->cluster_size);
+    int64_t end = MIN(offset + bytes, s->len);
+
+    return !s->error && start < end &&
+           hbitmap_next_dirty(s->copy_bitmap, start, end - start) >= 0;
+}
+
 BlockCopyNotifier *block_copy_install_notifier(BlockCopyState *s,
-                                               BlockDriverState *bs)
+                                               BlockDriverState *bs,
+                                               bool write_back)
 {
     BlockCopyNotifier *bn = g_new0(BlockCopyNotifier, 1);
 
     bn->s = s;
     bn->n.notify = block_copy_before_write;
+    if (write_back) {
+        bn->n.may_defer = block_copy_may_defer;
+    }
     bdrv_add_before_write_notifier(bs, &bn->n);
     if (s->target->bs->backing && s->target->bs->backing->bs == bs &&
         !s->target->bs->backing->read_hook) {

@@ -607,6 +607,222 @@ static int coroutine_fn bdrv_co_do_rmw(BdrvTrackedRequest *req,
     return ret;
 }
 
+/* Writes under a tracked request that has waited for its conflicts. */
+static int coroutine_fn bdrv_co_write_tracked(BdrvTrackedRequest *req,
+                                              int64_t offset, int64_t bytes,
+                                              QEMUIOVector *qiov,
+                                              BdrvRequestFlags flags,
+                                              uint64_t align)
+{
+    if (offset % align || bytes % align) {
+        return bdrv_co_do_rmw(req, offset, bytes,
+                              (flags & BDRV_REQ_ZERO_WRITE) ? NULL : qiov,
+                              flags, align);
+    }
+    return bdrv_aligned_pwritev(req, offset, bytes,
+                                (flags & BDRV_REQ_ZERO_WRITE) ? NULL : qiov,
+                                0, flags);
+}
+
+/*
+ * Deferred writes.
+ *
+ * A guest write into clusters a backup has not copied yet would wait for
+ * the old data to be read before it may touch the node.  When every
+ * before-write notifier of the node allows it (may_defer), the write
+ * instead completes to its caller as soon as its data is in a buffer of
+ * its own, and a coroutine of its own does the rest: the notifiers' copy,
+ * then the write.  This is the volatile write cache a caller accepts by
+ * not asking for BDRV_REQ_FUA (a BlockBackend in writethrough mode sets
+ * it on every write), and the cache obeys the same rules as one:
+ *
+ * - the request stays tracked and serialising until it has landed, so
+ *   every later request that overlaps it waits for it (reads see the new
+ *   data, later writes land after it); requests that were already in
+ *   flight when it was accepted are concurrent with it, as they were;
+ * - block status reports its range as data until then (never as a hole
+ *   or zeroes the write is about to fill), and dirty bitmaps count it
+ *   from the start;
+ * - it counts in bs->in_flight, so drain waits for it;
+ * - flush waits for every deferred write of the node; once one failed,
+ *   its data is lost, and every later flush of the node fails with its
+ *   error (as QEMU's file-posix does after a failed fdatasync).
+ *
+ * The buffers are bounded per node: while they are full, a write waits
+ * for a deferred one to end.  After an error, writes run the usual way
+ * and wait for their own copy.
+ */
+#define BDRV_DEFERRED_MAX_WRITES    64
+#define BDRV_DEFERRED_MAX_BYTES     (16 * MiB)
+
+typedef struct BdrvDeferredWrite {
+    BdrvTrackedRequest req;     /* in bs->tracked_requests until it lands */
+    QEMUIOVector qiov;          /* over buf */
+    void *buf;
+    uint64_t align;
+} BdrvDeferredWrite;
+
+/* True if the notifiers of @bs let the data write complete early. */
+static bool bdrv_write_may_defer(BlockDriverState *bs, int64_t offset,
+                                 int64_t bytes, BdrvRequestFlags flags)
+{
+    BdrvBeforeWriteNotifier *n;
+    bool wanted = false;
+
+    if (flags & (BDRV_REQ_ZERO_WRITE | BDRV_REQ_FUA |
+                 BDRV_REQ_WRITE_COMPRESSED | BDRV_REQ_WRITE_UNCHANGED |
+                 BDRV_REQ_SERIALISING | BDRV_REQ_NO_BEFORE_WRITE) ||
+        bs->deferred_error || bytes > BDRV_DEFERRED_MAX_BYTES) {
+        return false;
+    }
+    QLIST_FOREACH(n, &bs->before_write_notifiers, next) {
+        if (!n->may_defer) {
+            return false;
+        }
+        wanted |= n->may_defer(n, offset, bytes);
+    }
+    return wanted;
+}
+
+/*
+ * Decides whether to defer the write; while the deferred writes of @bs
+ * fill their bounds, waits for one of them to end first.  (The write was
+ * not accepted yet: waiting here orders it after nothing new.)
+ */
+static bool coroutine_fn bdrv_co_write_should_defer(BlockDriverState *bs,
+                                                    int64_t offset,
+                                                    int64_t bytes,
+                                                    BdrvRequestFlags flags)
+{
+    while (bdrv_write_may_defer(bs, offset, bytes, flags)) {
+        if (bs->deferred_writes < BDRV_DEFERRED_MAX_WRITES &&
+            bs->deferred_bytes + bytes <= BDRV_DEFERRED_MAX_BYTES) {
+            return true;
+        }
+        qemu_co_queue_wait(&bs->deferred_done, NULL);
+    }
+    return false;
+}
+
+static void coroutine_fn bdrv_deferred_write_entry(void *opaque)
+{
+    BdrvDeferredWrite *dw = opaque;
+    BdrvTrackedRequest *req = &dw->req;
+    BlockDriverState *bs = req->bs;
+    int ret;
+
+    req->co = qemu_coroutine_self();
+    ret = bdrv_co_write_tracked(req, req->offset, req->bytes, &dw->qiov,
+                                req->flags, dw->align);
+    trace_bdrv_deferred_write_done(bs, req->offset, req->bytes, ret);
+    if (ret < 0 && !bs->deferred_error) {
+        bs->deferred_error = ret;
+    }
+    bs->deferred_writes--;
+    bs->deferred_bytes -= req->bytes;
+    tracked_request_end(req);
+    qemu_co_queue_restart_all(&bs->deferred_done);
+    bdrv_dec_in_flight(bs);
+    qemu_vfree(dw->buf);
+    g_free(dw);
+}
+
+/*
+ * Accepts a write for deferral: copies its data, waits for the requests it
+ * conflicts with (the ones the write would have waited for), then leaves
+ * the rest to a coroutine that takes over the caller's count in
+ * bs->in_flight.
+ */
+static void coroutine_fn bdrv_co_defer_pwritev(BlockDriverState *bs,
+                                               int64_t offset, int64_t bytes,
+                                               QEMUIOVector *qiov,
+                                               BdrvRequestFlags flags,
+                                               uint64_t align)
+{
+    BdrvDeferredWrite *dw = g_new0(BdrvDeferredWrite, 1);
+
+    dw->buf = qemu_blockalign(bs, bytes);
+    qemu_iovec_to_buf(qiov, 0, dw->buf, bytes);
+    qemu_iovec_init_buf(&dw->qiov, dw->buf, bytes);
+    dw->align = align;
+    /*
+     * Dirty bitmaps show the write from now on, as they would show a
+     * write that completed (landing marks it once more).
+     */
+    bdrv_set_dirty(bs, offset, bytes);
+    bs->deferred_writes++;
+    bs->deferred_bytes += bytes;
+    trace_bdrv_deferred_write(bs, offset, bytes);
+    tracked_request_begin(&dw->req, bs, offset, bytes, BDRV_TRACKED_WRITE,
+                          flags);
+    dw->req.deferred = ++bs->deferred_seq;
+    if (offset % align || bytes % align) {
+        bdrv_mark_request_serialising(&dw->req, align);
+    }
+    wait_serialising_requests(&dw->req);
+    /*
+     * From here on every later request that overlaps it waits for it.
+     * Nothing yields between the wait and this, so it never waits for a
+     * request that arrived after it.
+     */
+    bdrv_mark_request_serialising(&dw->req, align);
+    qemu_coroutine_enter(qemu_coroutine_create(bdrv_deferred_write_entry,
+                                               dw));
+}
+
+/*
+ * Waits for the writes deferred before the call; later ones are not part
+ * of what the caller is asking about (and waiting for them too would let
+ * a steady writer starve a flush).
+ */
+static void coroutine_fn bdrv_co_wait_deferred_writes(BlockDriverState *bs)
+{
+    uint64_t upto = bs->deferred_seq;
+    BdrvTrackedRequest *req;
+
+restart:
+    if (!bs->deferred_writes) {
+        return;
+    }
+    QLIST_FOREACH(req, &bs->tracked_requests, list) {
+        if (req->deferred && req->deferred <= upto) {
+            qemu_co_queue_wait(&bs->deferred_done, NULL);
+            goto restart;
+        }
+    }
+}
+
+/*
+ * Block status must not report a hole or zeroes where a deferred write is
+ * about to land.  Returns true if @offset is inside a deferred write of
+ * @bs, with *bytes clipped to where that stops being true; otherwise
+ * clips *bytes at the first deferred write after @offset.
+ */
+static bool bdrv_clip_at_deferred_writes(BlockDriverState *bs,
+                                         int64_t offset, int64_t *bytes)
+{
+    int64_t in_end = offset + *bytes, out_end = offset + *bytes;
+    BdrvTrackedRequest *req;
+    bool inside = false;
+
+    if (!bs->deferred_writes) {
+        return false;
+    }
+    QLIST_FOREACH(req, &bs->tracked_requests, list) {
+        if (!req->deferred || !tracked_request_overlaps(req, offset, *bytes)) {
+            continue;
+        }
+        if (req->overlap_offset <= offset) {
+            inside = true;
+            in_end = MIN(in_end, req->overlap_offset + req->overlap_bytes);
+        } else {
+            out_end = MIN(out_end, req->overlap_offset);
+        }
+    }
+    *bytes = (inside ? in_end : out_end) - offset;
+    return inside;
+}
+
 static int coroutine_fn bdrv_co_do_pwritev(BdrvChild *child, int64_t offset,
                                            int64_t bytes, QEMUIOVector *qiov,
                                            BdrvRequestFlags flags)
@@ -633,6 +849,11 @@ static int coroutine_fn bdrv_co_do_pwritev(BdrvChild *child, int64_t offset,
     bdrv_inc_in_flight(bs);
     align = MAX(bs->bl.request_alignment, 1);
 
+    if (bdrv_co_write_should_defer(bs, offset, bytes, flags)) {
+        bdrv_co_defer_pwritev(bs, offset, bytes, qiov, flags, align);
+        return 0;
+    }
+
     tracked_request_begin(&req, bs, offset, bytes, BDRV_TRACKED_WRITE, flags);
     if (offset % align || bytes % align) {
         bdrv_mark_request_serialising(&req, align);
@@ -645,16 +866,7 @@ static int coroutine_fn bdrv_co_do_pwritev(BdrvChild *child, int64_t offset,
         bdrv_mark_request_serialising(&req, align);
     }
     wait_serialising_requests(&req);
-
-    if (offset % align || bytes % align) {
-        ret = bdrv_co_do_rmw(&req, offset, bytes,
-                             (flags & BDRV_REQ_ZERO_WRITE) ? NULL : qiov,
-                             flags, align);
-    } else {
-        ret = bdrv_aligned_pwritev(&req, offset, bytes,
-                                   (flags & BDRV_REQ_ZERO_WRITE) ? NULL : qiov,
-                                   0, flags);
-    }
+    ret = bdrv_co_write_tracked(&req, offset, bytes, qiov, flags, align);
 out:
     tracked_request_end(&req);
     bdrv_dec_in_flight(bs);
@@ -771,13 +983,15 @@ int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
 int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
 {
     BdrvChild *c;
-    uint64_t gen = bs->write_gen;
+    uint64_t gen;
     int ret = 0;
 
     if (!bs->drv || bs->read_only) {
         return 0;
     }
     bdrv_inc_in_flight(bs);
+    bdrv_co_wait_deferred_writes(bs);
+    gen = bs->write_gen;
     /*
      * Nothing written to this node since its last flush: its driver has
      * nothing to flush (children are still asked, they count their own).
@@ -805,6 +1019,9 @@ int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
         if (ret >= 0) {
             ret = child_ret;
         }
+    }
+    if (ret >= 0 && bs->deferred_error) {
+        ret = bs->deferred_error;
     }
     bdrv_dec_in_flight(bs);
     return ret;
@@ -920,7 +1137,10 @@ static int coroutine_fn bdrv_co_block_status_one(BlockDriverState *bs,
     }
     bytes = MIN(bytes, total - offset);
 
-    if (!bs->drv->bdrv_co_block_status) {
+    if (bdrv_clip_at_deferred_writes(bs, offset, &bytes)) {
+        *pnum = bytes;
+        ret = BDRV_BLOCK_DATA;
+    } else if (!bs->drv->bdrv_co_block_status) {
         *pnum = bytes;
         if (bs->drv->is_filter && bdrv_file_bs(bs)) {
             ret = BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;

@@ -241,12 +241,17 @@ int block_copy_error(BlockCopyState *s);
  * removed and freed by block_copy_remove_notifier().
  *
  * Copies are written behind: a guest write waits until the old data is
- * read, not until it is in the target.  If the target's backing is @bs
- * (fleecing), reads through that backing edge are served the point in
- * time by block_copy_snapshot_preadv() while the notifier is installed.
+ * read, not until it is in the target.  With @write_back, a data write
+ * into clusters still to be copied need not even wait for that: it may
+ * be deferred (io.c), completing to the guest before its copy and its
+ * write run, with errors reported by the next flush of @bs.  If the
+ * target's backing is @bs (fleecing), reads through that backing edge
+ * are served the point in time by block_copy_snapshot_preadv() while the
+ * notifier is installed.
  */
 BlockCopyNotifier *block_copy_install_notifier(BlockCopyState *s,
-                                               BlockDriverState *bs);
+                                               BlockDriverState *bs,
+                                               bool write_back);
 void block_copy_remove_notifier(BlockCopyNotifier *n);
 
 #endif

@@ -100,6 +100,8 @@ typedef struct BdrvTrackedRequest {
     int64_t overlap_bytes;
     QLIST_ENTRY(BdrvTrackedRequest) list;
     Coroutine *co;
+    /* Completed to its caller (io.c): its bs->deferred_seq; else 0. */
+    uint64_t deferred;
     CoQueue wait_queue;         /* requests waiting for this one */
     struct BdrvTrackedRequest *waiting_for;
 } BdrvTrackedRequest;
@@ -113,6 +115,14 @@ typedef struct BdrvBeforeWriteNotifier BdrvBeforeWriteNotifier;
 struct BdrvBeforeWriteNotifier {
     int coroutine_fn (*notify)(BdrvBeforeWriteNotifier *n,
                                BdrvTrackedRequest *req);
+    /*
+     * Whether a write of [offset, offset + bytes) would wait in notify()
+     * for work that may as well run after the write completed to its
+     * caller (see "Deferred writes" in io.c).  NULL: the notifier's
+     * errors must reach the writer, so no write is ever deferred.
+     */
+    bool (*may_defer)(BdrvBeforeWriteNotifier *n, int64_t offset,
+                      int64_t bytes);
     QLIST_ENTRY(BdrvBeforeWriteNotifier) next;
 };
 
@@ -282,6 +292,18 @@ struct BlockDriverState {
     QLIST_HEAD(, BdrvTrackedRequest) tracked_requests;
     unsigned serialising_in_flight;
     QLIST_HEAD(, BdrvBeforeWriteNotifier) before_write_notifiers;
+    /*
+     * Writes completed to their callers but still running (io.c,
+     * "Deferred writes"), numbered from 1; deferred_done wakes flushes
+     * when one ends.
+     * deferred_error: the first of them that failed, reported by every
+     * flush from then on.
+     */
+    unsigned deferred_writes;
+    int64_t deferred_bytes;
+    uint64_t deferred_seq;      /* the last number given to one */
+    CoQueue deferred_done;
+    int deferred_error;
     /* >0 while drained: new requests wait on drain_queue. */
     int quiesce_counter;
     CoQueue drain_queue;

@@ -65,12 +65,17 @@ static BlockJob *start(Fixture *f, MirrorSyncMode sync, int64_t speed,
     return backup_job_create("bk", f->src, f->tgt, &opts, &error_abort);
 }
 
+/*
+ * A guest write and flush: the write may complete before its copy
+ * (deferred, block/io.c), the flush only once both are done.
+ */
 static void guest_write(Fixture *f, int64_t offset, uint8_t pattern)
 {
     uint8_t buf[BCTEST_UNIT];
 
     memset(buf, pattern, sizeof(buf));
     g_assert_cmpint(blk_pwrite(f->blk, offset, sizeof(buf), buf, 0), ==, 0);
+    g_assert_cmpint(blk_flush(f->blk), ==, 0);
 }
 
 static void test_full_point_in_time(void)

@@ -14,6 +14,7 @@
 #include "qemu/aio.h"
 #include "block/block-backend.h"
 #include "block/block-copy.h"
+#include "block/dirty-bitmap.h"
 #include "bctest-drv.h"
 
 #define IMG_SIZE    (4 * MiB)
@@ -131,6 +132,8 @@ typedef struct WriterCo {
     int count;
     int64_t offset;             /* >= 0: one write of @bytes there */
     int64_t bytes;
+    uint8_t pattern;            /* the bytes written without @rand */
+    BdrvRequestFlags flags;
     int ret;
     bool done;
 } WriterCo;
@@ -146,13 +149,18 @@ static void coroutine_fn writer_co_entry(void *opaque)
             g_rand_int_range(w->rand, 1, 200 * KiB);
         g_autofree uint8_t *buf = NULL;
 
-        bytes = MIN(bytes, IMG_SIZE - offset);
+        bytes = MIN(bytes, blk_getlength(w->blk) - offset);
         buf = g_malloc(bytes);
-        memset(buf, w->rand ? 0xA0 + g_rand_int_range(w->rand, 0, 16) : 0xEE,
-               bytes);
-        w->ret = blk_co_pwrite(w->blk, offset, bytes, buf, 0);
+        memset(buf, w->rand ? 0xA0 + g_rand_int_range(w->rand, 0, 16) :
+               w->pattern, bytes);
+        w->ret = blk_co_pwrite(w->blk, offset, bytes, buf, w->flags);
     }
     w->done = true;
+}
+
+static void writer_enter(WriterCo *w)
+{
+    qemu_coroutine_enter(qemu_coroutine_create(writer_co_entry, w));
 }
 
 static void writer_start(WriterCo *w, BlockBackend *blk, GRand *rand,
@@ -160,9 +168,9 @@ static void writer_start(WriterCo *w, BlockBackend *blk, GRand *rand,
 {
     *w = (WriterCo) {
         .blk = blk, .rand = rand, .count = count, .offset = offset,
-        .bytes = bytes,
+        .bytes = bytes, .pattern = 0xEE,
     };
-    qemu_coroutine_enter(qemu_coroutine_create(writer_co_entry, w));
+    writer_enter(w);
 }
 
 static void progress_cb(void *opaque, int64_t bytes)
@@ -224,7 +232,7 @@ static void test_notifier_concurrent_writers(void)
     bool all_done;
 
     fixture_open(&f, false, NULL, &opts);
-    n = block_copy_install_notifier(f.bcs, f.src_bs);
+    n = block_copy_install_notifier(f.bcs, f.src_bs, false);
 
     run_start(&r, f.bcs);
     for (int i = 0; i < G_N_ELEMENTS(writers); i++) {
@@ -284,7 +292,7 @@ static void test_notifier_serialising_write(void)
     g_assert_cmpint(blk_insert_bs(tgt, tgt_bs, &error_abort), ==, 0);
     bcs = block_copy_state_new(blk_root(src), blk_root(tgt), &opts,
                                &error_abort);
-    n = block_copy_install_notifier(bcs, src_bs);
+    n = block_copy_install_notifier(bcs, src_bs, false);
 
     memset(buf, 0xee, sizeof(buf));
     g_assert_cmpint(blk_pwrite(src, 1000, sizeof(buf), buf, 0), ==, 0);
@@ -338,7 +346,7 @@ static BlockCopyNotifier *released_cow_start(Fixture *f, int64_t victim)
     WriterCo w;
 
     fixture_open(f, false, NULL, &opts);
-    n = block_copy_install_notifier(f->bcs, f->src_bs);
+    n = block_copy_install_notifier(f->bcs, f->src_bs, false);
     bctest_park_read(f->src_bs, victim + 32 * KiB);
     writer_start(&w, f->src, NULL, 1, victim, 4 * KiB);
     bctest_wait_parked(f->src_bs);
@@ -424,7 +432,7 @@ static void test_cow_waits_for_task_in_flight(void)
     RunCo r;
 
     fixture_open(&f, false, NULL, &opts);
-    n = block_copy_install_notifier(f.bcs, f.src_bs);
+    n = block_copy_install_notifier(f.bcs, f.src_bs, false);
     bctest_park_read(f.src_bs, victim + 100);
     run_start(&r, f.bcs);
     bctest_wait_parked(f.src_bs);
@@ -460,7 +468,7 @@ static void test_run_skips_cow_copied(void)
     RunCo r;
 
     fixture_open(&f, false, NULL, &opts);
-    n = block_copy_install_notifier(f.bcs, f.src_bs);
+    n = block_copy_install_notifier(f.bcs, f.src_bs, false);
     bctest_park_read(f.src_bs, 2 * BCTEST_UNIT);
     run_start(&r, f.bcs);
     bctest_wait_parked(f.src_bs);
@@ -486,6 +494,222 @@ static void test_run_skips_cow_copied(void)
     assert_target_is_original(&f);
     block_copy_remove_notifier(n);
     fixture_close(&f);
+}
+
+/*
+ * Write-back (block_copy_install_notifier(..., true), deferred writes in
+ * block/io.c): a guest write into clusters still to be copied completes
+ * before its copy, and until it lands a later read waits for it, block
+ * status reports its range as data, dirty bitmaps count it, and a flush
+ * waits for it.  (The node has a dirty bitmap "b0".)  A write
+ * over unit 4 (data, whose copy is parked in its read) and unit 5 (a
+ * hole) is held that way.
+ */
+static BlockCopyNotifier *write_back_start(Fixture *f, WriterCo *w,
+                                           BdrvRequestFlags flags)
+{
+    static const BlockCopyOptions opts = {
+        .max_chunk = 64 * KiB, .max_workers = 1,
+    };
+    BlockCopyNotifier *n;
+
+    fixture_open(f, true, skip_every_fifth, &opts);
+    n = block_copy_install_notifier(f->bcs, f->src_bs, true);
+    bdrv_create_dirty_bitmap(f->src_bs, BCTEST_UNIT, "b0", &error_abort);
+    bctest_park_read(f->src_bs, 4 * BCTEST_UNIT);
+    *w = (WriterCo) {
+        .blk = f->src, .count = 1, .offset = 4 * BCTEST_UNIT,
+        .bytes = 2 * BCTEST_UNIT, .pattern = 0xEE, .flags = flags,
+    };
+    writer_enter(w);
+    return n;
+}
+
+/* A coroutine reading one unit through @blk. */
+typedef struct ReaderCo {
+    BlockBackend *blk;
+    int64_t offset;
+    uint8_t buf[BCTEST_UNIT];
+    int ret;
+    bool done;
+} ReaderCo;
+
+static void coroutine_fn reader_co_entry(void *opaque)
+{
+    ReaderCo *r = opaque;
+
+    r->ret = blk_co_pread(r->blk, r->offset, BCTEST_UNIT, r->buf, 0);
+    r->done = true;
+}
+
+static void test_write_back_deferred(void)
+{
+    const int64_t victim = 4 * BCTEST_UNIT, hole = 5 * BCTEST_UNIT;
+    BdrvDirtyBitmap *bm;
+    ReaderCo rd = { 0 };
+    int64_t pnum;
+    WriterCo w;
+    Fixture f;
+    BlockCopyNotifier *n = write_back_start(&f, &w, 0);
+
+    bctest_wait_parked(f.src_bs);
+    g_assert_true(w.done);
+    g_assert_cmpint(w.ret, ==, 0);
+    g_assert_cmpuint(f.src_bs->deferred_writes, ==, 1);
+    g_assert_cmpint(bctest(f.src_bs)->data[victim], ==, f.orig[victim]);
+    /* A completed write is in the dirty bitmaps, landed or not. */
+    bm = bdrv_find_dirty_bitmap(f.src_bs, "b0");
+    g_assert_cmpint(bdrv_get_dirty_count(bm), ==, 2 * BCTEST_UNIT);
+
+    /* The hole reads as data now: the write is about to fill it. */
+    g_assert_cmpint(bdrv_block_status(f.src_bs, hole, BCTEST_UNIT, &pnum,
+                                      NULL, NULL) & BDRV_BLOCK_DATA, !=, 0);
+    g_assert_cmpint(pnum, ==, BCTEST_UNIT);
+    /* Past the write, the node answers again. */
+    g_assert_cmpint(bdrv_block_status(f.src_bs, hole + BCTEST_UNIT,
+                                      BCTEST_UNIT, &pnum, NULL, NULL) &
+                    BDRV_BLOCK_DATA, !=, 0);
+
+    rd.blk = f.src;
+    rd.offset = hole;
+    qemu_coroutine_enter(qemu_coroutine_create(reader_co_entry, &rd));
+    poll_a_while();
+    g_assert_false(rd.done);
+
+    bctest_resume(f.src_bs);
+    poll_until(&rd.done);
+    g_assert_true(rd.done);
+    g_assert_cmpint(rd.ret, ==, 0);
+    g_assert_cmpint(rd.buf[0], ==, 0xEE);
+    g_assert_cmpint(blk_flush(f.src), ==, 0);
+    g_assert_cmpuint(f.src_bs->deferred_writes, ==, 0);
+    g_assert_cmpint(bctest(f.src_bs)->data[victim], ==, 0xEE);
+    g_assert_true(block_copy_is_cluster_copied(f.bcs, victim));
+    g_assert_true(block_copy_is_cluster_copied(f.bcs, hole));
+
+    block_copy_remove_notifier(n);
+    block_copy_state_free(f.bcs);
+    f.bcs = NULL;
+    g_assert_cmpint(memcmp(bctest(f.tgt_bs)->data + victim, f.orig + victim,
+                           2 * BCTEST_UNIT), ==, 0);
+    fixture_close(&f);
+}
+
+/* With FUA the guest write waits for its copy and lands before it completes. */
+static void test_write_back_fua(void)
+{
+    WriterCo w;
+    Fixture f;
+    BlockCopyNotifier *n = write_back_start(&f, &w, BDRV_REQ_FUA);
+
+    bctest_wait_parked(f.src_bs);
+    poll_a_while();
+    g_assert_false(w.done);
+    g_assert_cmpuint(f.src_bs->deferred_writes, ==, 0);
+    bctest_resume(f.src_bs);
+    poll_until(&w.done);
+    g_assert_cmpint(w.ret, ==, 0);
+    g_assert_cmpint(bctest(f.src_bs)->data[4 * BCTEST_UNIT], ==, 0xEE);
+
+    block_copy_remove_notifier(n);
+    fixture_close(&f);
+}
+
+/*
+ * A deferred write that fails has lost its data: every flush from then on
+ * fails, and later writes are not deferred (they fail themselves).
+ */
+static void test_write_back_error(void)
+{
+    uint8_t buf[512] = { 0 };
+    WriterCo w;
+    Fixture f;
+    BlockCopyNotifier *n = write_back_start(&f, &w, 0);
+
+    bctest_wait_parked(f.src_bs);
+    g_assert_true(w.done);
+    g_assert_cmpint(w.ret, ==, 0);
+    bctest(f.src_bs)->fail_write = ENOSPC;
+    bctest_resume(f.src_bs);
+    g_assert_cmpint(blk_flush(f.src), ==, -ENOSPC);
+    g_assert_cmpint(blk_flush(f.src), ==, -ENOSPC);
+    g_assert_cmpint(blk_pwrite(f.src, 9 * BCTEST_UNIT, sizeof(buf), buf, 0),
+                    ==, -ENOSPC);
+    g_assert_cmpuint(f.src_bs->deferred_writes, ==, 0);
+    bctest(f.src_bs)->fail_write = 0;
+    g_assert_cmpint(blk_flush(f.src), ==, -ENOSPC);
+
+    block_copy_remove_notifier(n);
+    fixture_close(&f);
+}
+
+/*
+ * A later write over a deferred one waits for it, so it lands last; and
+ * no more than 64 writes are deferred at once (the next ones wait for
+ * their copies themselves).  Needs more clusters than the fixture has.
+ */
+static void test_write_back_order_and_bound(void)
+{
+    enum { SIZE = 8 * MiB, WRITERS = 100 };
+    BlockCopyOptions opts = { .max_chunk = 64 * KiB, .max_workers = 1 };
+    BlockDriverState *src_bs = bctest_open("src0", SIZE, false);
+    BlockDriverState *tgt_bs = bctest_open("tgt0", SIZE, false);
+    BlockBackend *src = blk_new();
+    BlockBackend *tgt = blk_new();
+    g_autofree uint8_t *orig = NULL;
+    WriterCo first, later, many[WRITERS];
+    BlockCopyNotifier *n;
+    BlockCopyState *bcs;
+    int done = 0;
+
+    bctest_fill(src_bs, 1, NULL);
+    orig = g_memdup2(bctest(src_bs)->data, SIZE);
+    g_assert_cmpint(blk_insert_bs(src, src_bs, &error_abort), ==, 0);
+    g_assert_cmpint(blk_insert_bs(tgt, tgt_bs, &error_abort), ==, 0);
+    bcs = block_copy_state_new(blk_root(src), blk_root(tgt), &opts,
+                               &error_abort);
+    n = block_copy_install_notifier(bcs, src_bs, true);
+
+    bctest_park_read(src_bs, 0);
+    writer_start(&first, src, NULL, 1, 0, 4096);
+    bctest_wait_parked(src_bs);
+    g_assert_true(first.done);
+    later = (WriterCo) {
+        .blk = src, .count = 1, .offset = 512, .bytes = 512, .pattern = 0xDD,
+    };
+    writer_enter(&later);
+    g_assert_false(later.done);
+
+    /* Distinct clusters past the held one, started without polling. */
+    for (int i = 0; i < WRITERS; i++) {
+        writer_start(&many[i], src, NULL, 1, (1 + i) * BCTEST_UNIT, 4096);
+        done += many[i].done;
+    }
+    g_assert_cmpint(done, ==, 64 - 1);
+    g_assert_cmpuint(src_bs->deferred_writes, ==, 64);
+
+    bctest_resume(src_bs);
+    for (int i = 0; i < WRITERS; i++) {
+        poll_until(&many[i].done);
+        g_assert_cmpint(many[i].ret, ==, 0);
+    }
+    poll_until(&later.done);
+    g_assert_cmpint(later.ret, ==, 0);
+    g_assert_cmpint(blk_flush(src), ==, 0);
+    g_assert_cmpuint(src_bs->deferred_writes, ==, 0);
+    g_assert_cmpint(bctest(src_bs)->data[600], ==, 0xDD);
+    g_assert_cmpint(bctest(src_bs)->data[1024], ==, 0xEE);
+    g_assert_cmpint(bctest(src_bs)->data[4096], ==, orig[4096]);
+
+    block_copy_remove_notifier(n);
+    block_copy_state_free(bcs);
+    g_assert_cmpint(memcmp(bctest(tgt_bs)->data, orig,
+                           (WRITERS + 1) * BCTEST_UNIT), ==, 0);
+    blk_unref(src);
+    blk_unref(tgt);
+    bdrv_unref(src_bs);
+    bdrv_unref(tgt_bs);
+    g_assert_null(bdrv_find_node("src0"));
 }
 
 /*
@@ -793,6 +1017,12 @@ int main(int argc, char **argv)
                     test_cow_releases_after_ready_range);
     g_test_add_func("/block-copy/notifier/rest-read-error",
                     test_cow_rest_read_error);
+    g_test_add_func("/block-copy/write-back/deferred",
+                    test_write_back_deferred);
+    g_test_add_func("/block-copy/write-back/fua", test_write_back_fua);
+    g_test_add_func("/block-copy/write-back/error", test_write_back_error);
+    g_test_add_func("/block-copy/write-back/order-and-bound",
+                    test_write_back_order_and_bound);
     g_test_add_func("/block-copy/overlapping-calls", test_overlapping_calls);
     g_test_add_func("/block-copy/error/source-eio", test_error_source_eio);
     g_test_add_func("/block-copy/error/target-enospc",

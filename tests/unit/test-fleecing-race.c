@@ -10,7 +10,8 @@
  * The source is a bctest node, which parks a chosen source read until the
  * test resumes it, so every interleaving is forced rather than hoped for.
  * The cases: the reader's source read held under a guest write (one
- * cluster, and a 2 MiB read written in its middle), a write with no read
+ * cluster, and a 2 MiB read written in its middle; the write deferred,
+ * and with FUA so that it is not), a write with no read
  * in flight, and a serialising guest write that a reader meets while the
  * write's copy is held.
  *
@@ -157,13 +158,20 @@ typedef struct RaceCase {
     int64_t read_offset;        /* the reader's request on the target */
     int64_t read_bytes;
     int64_t write_offset;       /* the guest write, 64 KiB, inside it */
+    /*
+     * The guest write's flags.  0: it is deferred (block/io.c) and
+     * completes to the guest at once; BDRV_REQ_FUA: it runs in the guest's
+     * request and completes only when it has landed.
+     */
+    BdrvRequestFlags write_flags;
 } RaceCase;
 
 /*
  * The reader's source read of the written cluster is held while the guest
  * writes it: the write copies the cluster first, then must wait for the
  * held read; released, the read returns the old data and only then does
- * the guest write complete.  Afterwards the target holds the old data.
+ * the guest write land (and, unless deferred, complete).  Afterwards the
+ * target holds the old data.
  */
 static void test_race(gconstpointer data)
 {
@@ -189,7 +197,8 @@ static void test_race(gconstpointer data)
     /* The guest writes the cluster; its copy to the target completes. */
     memset(wbuf, 0xee, BCTEST_UNIT);
     qemu_iovec_init_buf(&wqiov, wbuf, BCTEST_UNIT);
-    blk_aio_pwritev(f.guest, c->write_offset, &wqiov, 0, request_cb, &wr);
+    blk_aio_pwritev(f.guest, c->write_offset, &wqiov, c->write_flags,
+                    request_cb, &wr);
     for (int i = 0; i < HELD_ITERATIONS ||
                     !copied(&f, c->write_offset); i++) {
         g_assert_cmpint(i, <, 100 * HELD_ITERATIONS);
@@ -198,7 +207,7 @@ static void test_race(gconstpointer data)
     }
 
     /* ... but it waits for the held read of the source. */
-    g_assert_false(wr.done);
+    g_assert_true(wr.done == !c->write_flags);
     g_assert_false(rd.done);
     g_assert_cmpint(bctest(f.src)->data[c->write_offset], ==,
                     f.orig[c->write_offset]);
@@ -210,6 +219,8 @@ static void test_race(gconstpointer data)
     assert_equal(rbuf, f.orig + c->read_offset, c->read_bytes);
     wait_request(&wr);
     g_assert_cmpint(wr.ret, ==, 0);
+    /* A flush waits for a deferred write to land. */
+    g_assert_cmpint(blk_flush(f.guest), ==, 0);
     g_assert_cmpint(bctest(f.src)->data[c->write_offset], ==, 0xee);
 
     /* The target keeps the point in time over the new source data. */
@@ -343,11 +354,25 @@ static const RaceCase race_cluster = {
     .write_offset = 1 * MiB,
 };
 
+static const RaceCase race_cluster_fua = {
+    .read_offset = 1 * MiB,
+    .read_bytes = BCTEST_UNIT,
+    .write_offset = 1 * MiB,
+    .write_flags = BDRV_REQ_FUA,
+};
+
 /* A 2 MiB read (qemu-img convert's request size), written in the middle. */
 static const RaceCase race_large = {
     .read_offset = 1 * MiB,
     .read_bytes = 2 * MiB,
     .write_offset = 2 * MiB + 3 * BCTEST_UNIT,
+};
+
+static const RaceCase race_large_fua = {
+    .read_offset = 1 * MiB,
+    .read_bytes = 2 * MiB,
+    .write_offset = 2 * MiB + 3 * BCTEST_UNIT,
+    .write_flags = BDRV_REQ_FUA,
 };
 
 int main(int argc, char **argv)
@@ -357,6 +382,10 @@ int main(int argc, char **argv)
     bctest_register();
     g_test_add_data_func("/fleecing-race/cluster", &race_cluster, test_race);
     g_test_add_data_func("/fleecing-race/large-read", &race_large, test_race);
+    g_test_add_data_func("/fleecing-race/cluster-fua", &race_cluster_fua,
+                         test_race);
+    g_test_add_data_func("/fleecing-race/large-read-fua", &race_large_fua,
+                         test_race);
     g_test_add_func("/fleecing-race/no-reader", test_no_reader);
     g_test_add_func("/fleecing-race/serialising-write",
                     test_serialising_write);
