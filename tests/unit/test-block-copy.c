@@ -525,6 +525,18 @@ static BlockCopyNotifier *write_back_start(Fixture *f, WriterCo *w,
     return n;
 }
 
+/* write_back_start() of a deferred write: it completed, and is held. */
+static BlockCopyNotifier *write_back_start_deferred(Fixture *f, WriterCo *w)
+{
+    BlockCopyNotifier *n = write_back_start(f, w, 0);
+
+    bctest_wait_parked(f->src_bs);
+    g_assert_true(w->done);
+    g_assert_cmpint(w->ret, ==, 0);
+    g_assert_cmpuint(f->src_bs->deferred_writes, ==, 1);
+    return n;
+}
+
 /* A coroutine reading one unit through @blk. */
 typedef struct ReaderCo {
     BlockBackend *blk;
@@ -550,12 +562,8 @@ static void test_write_back_deferred(void)
     int64_t pnum;
     WriterCo w;
     Fixture f;
-    BlockCopyNotifier *n = write_back_start(&f, &w, 0);
+    BlockCopyNotifier *n = write_back_start_deferred(&f, &w);
 
-    bctest_wait_parked(f.src_bs);
-    g_assert_true(w.done);
-    g_assert_cmpint(w.ret, ==, 0);
-    g_assert_cmpuint(f.src_bs->deferred_writes, ==, 1);
     g_assert_cmpint(bctest(f.src_bs)->data[victim], ==, f.orig[victim]);
     /* A completed write is in the dirty bitmaps, landed or not. */
     bm = bdrv_find_dirty_bitmap(f.src_bs, "b0");
@@ -624,11 +632,8 @@ static void test_write_back_error(void)
     uint8_t buf[512] = { 0 };
     WriterCo w;
     Fixture f;
-    BlockCopyNotifier *n = write_back_start(&f, &w, 0);
+    BlockCopyNotifier *n = write_back_start_deferred(&f, &w);
 
-    bctest_wait_parked(f.src_bs);
-    g_assert_true(w.done);
-    g_assert_cmpint(w.ret, ==, 0);
     bctest(f.src_bs)->fail_write = ENOSPC;
     bctest_resume(f.src_bs);
     g_assert_cmpint(blk_flush(f.src), ==, -ENOSPC);
