@@ -229,6 +229,109 @@ fail:
     return ret;
 }
 
+/*
+ * A new L2 table costs a flush sequence: its refcount, then the table,
+ * then the L1 entry reach the disk in that order.  The first of those
+ * flushes waits for every data write since the previous flush, so a copy
+ * that fills a new image (a backup target) stalled for the whole of its
+ * data every 512 MiB (64 KiB clusters).  A new table therefore brings the
+ * missing tables of its aligned group of L1 entries with it, empty, under
+ * the same flushes: the group pays once, when little is written yet.  An
+ * empty table reads as unallocated, so the image means the same; it
+ * costs at most QCOW2_L2_ALLOC_GROUP - 1 clusters of metadata.
+ */
+#define QCOW2_L2_ALLOC_GROUP 8
+
+typedef struct Qcow2L2Group {
+    int l1_index[QCOW2_L2_ALLOC_GROUP];
+    int64_t offset[QCOW2_L2_ALLOC_GROUP];
+    int n;
+} Qcow2L2Group;
+
+static void coroutine_fn qcow2_l2_group_free(BlockDriverState *bs,
+                                             Qcow2L2Group *g)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    while (g->n > 0) {
+        g->n--;
+        qcow2_free_clusters(bs, g->offset[g->n], s->cluster_size,
+                            QCOW2_DISCARD_OTHER);
+    }
+}
+
+/*
+ * Allocates and zeroes a table for every L1 entry of @l1_index's group,
+ * other than @l1_index, that has none; the caller's flush makes them
+ * durable and qcow2_l2_group_link() points the L1 entries at them.
+ */
+static int coroutine_fn qcow2_l2_group_alloc(BlockDriverState *bs,
+                                             int l1_index, Qcow2L2Group *g)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int first = l1_index & ~(QCOW2_L2_ALLOC_GROUP - 1);
+    int end = MIN(first + QCOW2_L2_ALLOC_GROUP, (int)s->l1_size);
+    void *zeroes = NULL;
+    int i, n, ret = 0;
+
+    g->n = 0;
+    for (i = first; i < end; i++) {
+        int64_t off;
+
+        if (i == l1_index || (s->l1_table[i] & L1E_OFFSET_MASK)) {
+            continue;
+        }
+        if (!zeroes) {
+            zeroes = qemu_try_memalign(4096, s->cluster_size);
+            if (!zeroes) {
+                ret = -ENOMEM;
+                goto fail;
+            }
+            memset(zeroes, 0, s->cluster_size);
+        }
+        off = qcow2_alloc_clusters(bs, 1, &n);
+        if (off < 0) {
+            ret = off;
+            goto fail;
+        }
+        g->l1_index[g->n] = i;
+        g->offset[g->n++] = off;
+        BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_WRITE);
+        ret = bdrv_co_pwrite(bs->file, off, s->cluster_size, zeroes, 0);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+    qemu_vfree(zeroes);
+    return 0;
+
+fail:
+    qemu_vfree(zeroes);
+    qcow2_l2_group_free(bs, g);
+    return ret;
+}
+
+/* Sets the group's L1 entries in memory (written with the caller's). */
+static void qcow2_l2_group_link(BlockDriverState *bs, Qcow2L2Group *g)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int i;
+
+    for (i = 0; i < g->n; i++) {
+        s->l1_table[g->l1_index[i]] = g->offset[i] | QCOW_OFLAG_COPIED;
+    }
+}
+
+static void qcow2_l2_group_unlink(BlockDriverState *bs, Qcow2L2Group *g)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int i;
+
+    for (i = 0; i < g->n; i++) {
+        s->l1_table[g->l1_index[i]] = 0;
+    }
+}
+
 int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
                                         uint64_t **l2_table, int *l2_index)
 {
@@ -236,6 +339,7 @@ int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
     int l1_index = offset_to_l1_index(s, offset);
     uint64_t old_l2, old_l1e;
     uint64_t *table = NULL, *old_table;
+    Qcow2L2Group group = { .n = 0 };
     int64_t new_l2;
     int n, ret;
 
@@ -291,20 +395,29 @@ int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
         }
     } else {
         memset(table, 0, s->cluster_size);
+        ret = qcow2_l2_group_alloc(bs, l1_index, &group);
+        if (ret < 0) {
+            goto fail_put;
+        }
     }
     qcow2_cache_entry_mark_dirty(s->l2_table_cache, table);
 
-    /* Refcount and table contents reach the disk before the L1 entry. */
+    /*
+     * Refcounts and table contents reach the disk before the L1 entries;
+     * the group shares the L1 block of @l1_index, so one write sets all.
+     */
     BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_WRITE);
     ret = qcow2_cache_flush(bs, s->l2_table_cache);
     if (ret < 0) {
-        goto fail_put;
+        goto fail_group;
     }
     s->l1_table[l1_index] = new_l2 | QCOW_OFLAG_COPIED;
+    qcow2_l2_group_link(bs, &group);
     ret = qcow2_write_l1_entry(bs, l1_index);
     if (ret < 0) {
         s->l1_table[l1_index] = old_l1e;
-        goto fail_put;
+        qcow2_l2_group_unlink(bs, &group);
+        goto fail_group;
     }
     if (old_l2) {
         qcow2_free_clusters(bs, old_l2, s->cluster_size, QCOW2_DISCARD_OTHER);
@@ -312,6 +425,8 @@ int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
     *l2_table = table;
     return 0;
 
+fail_group:
+    qcow2_l2_group_free(bs, &group);
 fail_put:
     qcow2_cache_put(s->l2_table_cache, (void **)&table);
 fail_free:

@@ -491,6 +491,115 @@ static void test_backing(void)
     g_free(top);
 }
 
+/*
+ * A new L2 table brings the missing tables of its aligned group of eight
+ * L1 entries with it, empty: they must read as unallocated (the backing
+ * file shows through), and the image must stay clean for both checkers.
+ */
+static void test_l2_group_alloc(void)
+{
+    char *base = tmp_path("group-base.qcow2");
+    char *top = tmp_path("group-top.qcow2");
+    /* 512-byte clusters: one L2 table maps 32 KiB, 1 MiB needs 32. */
+    const int64_t l2_span = 32 * KiB;
+    BlockBackend *blk;
+    uint64_t l1_offset;
+    int64_t pnum;
+    char *opts;
+    int i;
+
+    create_image(base, 1 * MiB, NULL);
+    blk = open_image(base, BDRV_O_RDWR);
+    write_pattern(blk, 0, 1 * MiB, 41);
+    blk_unref(blk);
+
+    opts = g_strdup_printf("backing_file=%s,backing_fmt=qcow2,"
+                           "cluster_size=512", base);
+    create_image(top, 1 * MiB, opts);
+    g_free(opts);
+    blk = open_image(top, BDRV_O_RDWR);
+    write_pattern(blk, 9 * l2_span + 1024, 512, 42);
+    blk_unref(blk);
+
+    l1_offset = file_be64(top, 40);
+    for (i = 0; i < 32; i++) {
+        uint64_t l2 = file_be64(top, l1_offset + i * 8) & 0x00fffffffffffe00;
+
+        if (i >= 8 && i < 16) {
+            g_assert_cmpuint(l2, !=, 0);
+        } else {
+            g_assert_cmpuint(l2, ==, 0);
+        }
+    }
+
+    blk = open_image(top, 0);
+    g_assert_cmpint(bdrv_is_allocated(blk_bs(blk), 8 * l2_span, l2_span,
+                                      &pnum), ==, 0);
+    g_assert_cmpint(pnum, ==, l2_span);
+    g_assert_cmpint(bdrv_is_allocated(blk_bs(blk), 9 * l2_span + 1024, 512,
+                                      &pnum), ==, 1);
+    {
+        uint8_t *want = g_malloc(1 * MiB), *got = g_malloc(1 * MiB);
+
+        fill(want, 1 * MiB, 41);
+        fill(want + 9 * l2_span + 1024, 512, 42);
+        g_assert_cmpint(blk_pread(blk, 0, 1 * MiB, got, 0), ==, 0);
+        g_assert(memcmp(got, want, 1 * MiB) == 0);
+        g_free(want);
+        g_free(got);
+    }
+    blk_unref(blk);
+    assert_clean(top);
+    assert_qemu_check_clean(top);
+    if (have_qemu()) {
+        char *out = NULL;
+
+        /* Real QEMU sees one allocated cluster in the top layer. */
+        g_assert_cmpint(run(&out, "qemu-img map -f qcow2 --output=json "
+                            "'%s' | grep -c '\"depth\": 0'", top), ==, 0);
+        g_assert_cmpstr(g_strstrip(out), ==, "1");
+        g_free(out);
+    }
+    g_free(base);
+    g_free(top);
+}
+
+/*
+ * The first zeroed table of the group fails to write: the guest write
+ * fails, every cluster taken for it is given back, and a retry works.
+ */
+static void test_l2_group_alloc_error(void)
+{
+    char *top = tmp_path("group-err.qcow2");
+    g_autofree char *json = NULL;
+    BlockBackend *blk;
+    Error *err = NULL;
+
+    create_image(top, 1 * MiB, "cluster_size=512");
+    json = g_strdup_printf(
+        "{\"driver\": \"qcow2\", \"file\": {\"driver\": \"blkdebug\", "
+        "\"inject-error\": [{\"event\": \"l2_alloc_write\", "
+        "\"once\": true}], \"image\": {\"driver\": \"file\", "
+        "\"filename\": \"%s\"}}}", top);
+    blk = blk_new_open(NULL, NULL, qdict_from_json(json, &err), BDRV_O_RDWR,
+                       &err);
+    g_assert_null(err);
+    {
+        uint8_t buf[512];
+
+        fill(buf, sizeof(buf), 43);
+        g_assert_cmpint(blk_pwrite(blk, 9 * 32 * KiB, 512, buf, 0), ==,
+                        -EIO);
+    }
+    write_pattern(blk, 9 * 32 * KiB, 512, 43);
+    assert_pattern(blk, 9 * 32 * KiB, 512, 43);
+    assert_byte(blk, 8 * 32 * KiB, 32 * KiB, 0);
+    blk_unref(blk);
+    assert_clean(top);
+    assert_qemu_check_clean(top);
+    g_free(top);
+}
+
 static void test_check_leak_and_repair(void)
 {
     char *path = tmp_path("leak.qcow2");
@@ -1098,6 +1207,8 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/discard", test_discard);
     g_test_add_func("/qcow2/compressed", test_compressed);
     g_test_add_func("/qcow2/backing", test_backing);
+    g_test_add_func("/qcow2/l2-group-alloc", test_l2_group_alloc);
+    g_test_add_func("/qcow2/l2-group-alloc-error", test_l2_group_alloc_error);
     g_test_add_func("/qcow2/check-leak-repair", test_check_leak_and_repair);
     g_test_add_func("/qcow2/corrupt-l2-entry", test_corrupt_l2_entry);
     g_test_add_func("/qcow2/hostile-headers", test_hostile_headers);
