@@ -244,6 +244,7 @@ fail:
 
 typedef struct Qcow2L2Group {
     int l1_index[QCOW2_L2_ALLOC_GROUP];
+    uint64_t old_l1e[QCOW2_L2_ALLOC_GROUP];
     int64_t offset[QCOW2_L2_ALLOC_GROUP];
     int n;
 } Qcow2L2Group;
@@ -295,6 +296,7 @@ static int coroutine_fn qcow2_l2_group_alloc(BlockDriverState *bs,
             goto fail;
         }
         g->l1_index[g->n] = i;
+        g->old_l1e[g->n] = s->l1_table[i];
         g->offset[g->n++] = off;
         BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_WRITE);
         ret = bdrv_co_pwrite(bs->file, off, s->cluster_size, zeroes, 0);
@@ -328,7 +330,7 @@ static void qcow2_l2_group_unlink(BlockDriverState *bs, Qcow2L2Group *g)
     int i;
 
     for (i = 0; i < g->n; i++) {
-        s->l1_table[g->l1_index[i]] = 0;
+        s->l1_table[g->l1_index[i]] = g->old_l1e[i];
     }
 }
 
