@@ -272,8 +272,7 @@ static int coroutine_fn qcow2_l2_group_alloc(BlockDriverState *bs,
     BDRVQcow2State *s = bs->opaque;
     int first = l1_index & ~(QCOW2_L2_ALLOC_GROUP - 1);
     int end = MIN(first + QCOW2_L2_ALLOC_GROUP, (int)s->l1_size);
-    void *zeroes = NULL;
-    int i, n, ret = 0;
+    int i, n, ret;
 
     g->n = 0;
     for (i = first; i < end; i++) {
@@ -282,35 +281,22 @@ static int coroutine_fn qcow2_l2_group_alloc(BlockDriverState *bs,
         if (i == l1_index || (s->l1_table[i] & L1E_OFFSET_MASK)) {
             continue;
         }
-        if (!zeroes) {
-            zeroes = qemu_try_memalign(4096, s->cluster_size);
-            if (!zeroes) {
-                ret = -ENOMEM;
-                goto fail;
-            }
-            memset(zeroes, 0, s->cluster_size);
-        }
         off = qcow2_alloc_clusters(bs, 1, &n);
         if (off < 0) {
-            ret = off;
-            goto fail;
+            qcow2_l2_group_free(bs, g);
+            return off;
         }
         g->l1_index[g->n] = i;
         g->old_l1e[g->n] = s->l1_table[i];
         g->offset[g->n++] = off;
         BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_WRITE);
-        ret = bdrv_co_pwrite(bs->file, off, s->cluster_size, zeroes, 0);
+        ret = bdrv_co_pwrite_zeroes(bs->file, off, s->cluster_size, 0);
         if (ret < 0) {
-            goto fail;
+            qcow2_l2_group_free(bs, g);
+            return ret;
         }
     }
-    qemu_vfree(zeroes);
     return 0;
-
-fail:
-    qemu_vfree(zeroes);
-    qcow2_l2_group_free(bs, g);
-    return ret;
 }
 
 /* Sets the group's L1 entries in memory (written with the caller's). */
