@@ -533,7 +533,8 @@ static int blkdebug_open(BlockDriverState *bs, QDict *options, int flags,
 
     child_bs = bs->file->bs;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED |
-        (child_bs->supported_write_flags & BDRV_REQ_FUA);
+        (child_bs->supported_write_flags &
+         (BDRV_REQ_FUA | BDRV_REQ_DONTCACHE));
     bs->supported_zero_flags = BDRV_REQ_WRITE_UNCHANGED |
         (child_bs->supported_zero_flags &
          (BDRV_REQ_FUA | BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK));

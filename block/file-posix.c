@@ -40,6 +40,11 @@
 #include <libaio.h>
 #endif
 
+/* Linux 6.14 UAPI; older headers (Debian 12's) lack it. */
+#ifndef RWF_DONTCACHE
+#define RWF_DONTCACHE 0x00000080
+#endif
+
 /* Largest sector/buffer alignment tried when probing O_DIRECT limits. */
 #define RAW_MAX_PROBE_ALIGN 4096
 /* Requests an asynchronous engine keeps queued or in flight at most. */
@@ -102,6 +107,8 @@ typedef struct BDRVRawState {
     /* Cleared once the file system has refused the fallocate() mode. */
     bool has_write_zeroes;
     bool has_discard;
+    /* Cleared once the kernel or file system has refused RWF_DONTCACHE. */
+    bool has_dontcache;
 } BDRVRawState;
 
 /* ---- blocking helpers (run in the thread pool) ---- */
@@ -125,6 +132,7 @@ typedef struct RawOp {
     int64_t bytes;
     struct iovec *iov;
     int niov;
+    int rwf;                    /* RWF_* flags of READ/WRITE */
     int falloc_mode;            /* RAW_OP_FALLOCATE */
     PreallocMode prealloc;      /* RAW_OP_TRUNCATE */
     int64_t result;             /* bytes transferred (READ/WRITE) */
@@ -137,9 +145,9 @@ static int raw_op_rw(RawOp *op)
 
     do {
         if (op->type == RAW_OP_READ) {
-            len = preadv(op->fd, op->iov, op->niov, op->offset);
+            len = preadv2(op->fd, op->iov, op->niov, op->offset, op->rwf);
         } else {
-            len = pwritev(op->fd, op->iov, op->niov, op->offset);
+            len = pwritev2(op->fd, op->iov, op->niov, op->offset, op->rwf);
         }
     } while (len < 0 && errno == EINTR);
     if (len < 0) {
@@ -369,7 +377,8 @@ static LuringState *luring_get(void)
 /* One readv/writev; returns bytes transferred or a negative errno. */
 static int64_t coroutine_fn luring_co_rw(BDRVRawState *bs_state,
                                          bool is_write, int64_t offset,
-                                         struct iovec *iov, int niov)
+                                         struct iovec *iov, int niov,
+                                         int rwf)
 {
     LuringState *s = luring_state;
     LuringRequest req = { .co = qemu_coroutine_self() };
@@ -386,6 +395,7 @@ static int64_t coroutine_fn luring_co_rw(BDRVRawState *bs_state,
     } else {
         io_uring_prep_readv(sqe, bs_state->fd, iov, niov, offset);
     }
+    sqe->rw_flags = rwf;
     io_uring_sqe_set_data(sqe, &req);
     /*
      * A buffered write is done inline by io_uring_submit() when it does not
@@ -590,7 +600,7 @@ static bool raw_errno_is_unsupported(int ret)
 
 static int64_t coroutine_fn raw_thread_rw(BDRVRawState *s, bool is_write,
                                           int64_t offset, struct iovec *iov,
-                                          int niov)
+                                          int niov, int rwf)
 {
     RawOp op = {
         .type = is_write ? RAW_OP_WRITE : RAW_OP_READ,
@@ -598,6 +608,7 @@ static int64_t coroutine_fn raw_thread_rw(BDRVRawState *s, bool is_write,
         .offset = offset,
         .iov = iov,
         .niov = niov,
+        .rwf = rwf,
     };
     int ret = thread_pool_submit_co(raw_op_run, &op);
 
@@ -636,9 +647,13 @@ static void coroutine_fn raw_grow_for_write(BDRVRawState *s, int64_t end)
     qemu_co_mutex_unlock(&s->extend_lock);
 }
 
-/* One vectored transfer through the node's engine. */
+/*
+ * One vectored transfer through the node's engine.  @rwf (RWF_* flags)
+ * is only ever set without O_DIRECT, so never for Linux AIO.
+ */
 static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
-                                          int64_t offset, QEMUIOVector *qiov)
+                                          int64_t offset, QEMUIOVector *qiov,
+                                          int rwf)
 {
     if (is_write && s->grow_ahead &&
         offset + (int64_t)qiov->size > s->data_end) {
@@ -647,10 +662,12 @@ static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
     switch (s->aio) {
 #ifdef CONFIG_LINUX_IO_URING
     case RAW_AIO_IO_URING:
-        return luring_co_rw(s, is_write, offset, qiov->iov, qiov->niov);
+        return luring_co_rw(s, is_write, offset, qiov->iov, qiov->niov,
+                            rwf);
 #endif
 #ifdef CONFIG_LINUX_AIO
     case RAW_AIO_NATIVE:
+        assert(!rwf);
         /*
          * io_submit() of an O_DIRECT write that extends a regular file
          * does the whole write inside the system call (the file system
@@ -669,7 +686,8 @@ static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
                 return laio_co_rw(s, is_write, offset, qiov->iov,
                                   qiov->niov);
             }
-            ret = raw_thread_rw(s, is_write, offset, qiov->iov, qiov->niov);
+            ret = raw_thread_rw(s, is_write, offset, qiov->iov, qiov->niov,
+                                0);
             if (ret > 0) {
                 s->eof = MAX(s->eof, offset + ret);
             }
@@ -679,7 +697,7 @@ static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
         return laio_co_rw(s, is_write, offset, qiov->iov, qiov->niov);
 #endif
     default:
-        return raw_thread_rw(s, is_write, offset, qiov->iov, qiov->niov);
+        return raw_thread_rw(s, is_write, offset, qiov->iov, qiov->niov, rwf);
     }
 }
 
@@ -687,10 +705,13 @@ static int64_t coroutine_fn raw_engine_rw(BDRVRawState *s, bool is_write,
  * Transfers all of @qiov, resubmitting the rest after a short transfer.
  * A read that hits end of file yields zeroes for the part beyond it; with
  * O_DIRECT the tail after a short read cannot be re-read at an unaligned
- * offset, so any short read counts as end of file there.
+ * offset, so any short read counts as end of file there.  A kernel or
+ * file system without RWF_DONTCACHE refuses it before transferring
+ * anything: the request goes again without it.
  */
 static int coroutine_fn raw_rw_all(BDRVRawState *s, bool is_write,
-                                   int64_t offset, QEMUIOVector *qiov)
+                                   int64_t offset, QEMUIOVector *qiov,
+                                   int rwf)
 {
     size_t done = 0;
 
@@ -700,12 +721,17 @@ static int coroutine_fn raw_rw_all(BDRVRawState *s, bool is_write,
 
         if (done) {
             qemu_iovec_init_slice(&rest, qiov, done, qiov->size - done);
-            ret = raw_engine_rw(s, is_write, offset + done, &rest);
+            ret = raw_engine_rw(s, is_write, offset + done, &rest, rwf);
             qemu_iovec_destroy(&rest);
         } else {
-            ret = raw_engine_rw(s, is_write, offset, qiov);
+            ret = raw_engine_rw(s, is_write, offset, qiov, rwf);
         }
         if (ret == -EINTR || ret == -EAGAIN) {
+            continue;
+        }
+        if (ret == -EOPNOTSUPP && (rwf & RWF_DONTCACHE)) {
+            s->has_dontcache = false;
+            rwf &= ~RWF_DONTCACHE;
             continue;
         }
         if (ret < 0) {
@@ -744,16 +770,21 @@ static bool raw_qiov_usable(BDRVRawState *s, QEMUIOVector *qiov)
 
 static int coroutine_fn raw_co_prw(BlockDriverState *bs, bool is_write,
                                    int64_t offset, int64_t bytes,
-                                   QEMUIOVector *qiov)
+                                   QEMUIOVector *qiov, BdrvRequestFlags flags)
 {
     BDRVRawState *s = bs->opaque;
     QEMUIOVector bounce_qiov;
     void *bounce;
+    int rwf = 0;
     int ret;
 
     assert(qiov->size == (size_t)bytes);
+    /* Only set without O_DIRECT: see raw_open(). */
+    if ((flags & BDRV_REQ_DONTCACHE) && s->has_dontcache) {
+        rwf = RWF_DONTCACHE;
+    }
     if (raw_qiov_usable(s, qiov)) {
-        return raw_rw_all(s, is_write, offset, qiov);
+        return raw_rw_all(s, is_write, offset, qiov, rwf);
     }
 
     /* Too many or misaligned buffers: go through one aligned buffer. */
@@ -765,7 +796,7 @@ static int coroutine_fn raw_co_prw(BlockDriverState *bs, bool is_write,
     if (is_write) {
         qemu_iovec_to_buf(qiov, 0, bounce, bytes);
     }
-    ret = raw_rw_all(s, is_write, offset, &bounce_qiov);
+    ret = raw_rw_all(s, is_write, offset, &bounce_qiov, rwf);
     if (!is_write && ret == 0) {
         qemu_iovec_from_buf(qiov, 0, bounce, bytes);
     }
@@ -777,14 +808,14 @@ static int coroutine_fn raw_co_preadv(BlockDriverState *bs, int64_t offset,
                                       int64_t bytes, QEMUIOVector *qiov,
                                       BdrvRequestFlags flags)
 {
-    return raw_co_prw(bs, false, offset, bytes, qiov);
+    return raw_co_prw(bs, false, offset, bytes, qiov, 0);
 }
 
 static int coroutine_fn raw_co_pwritev(BlockDriverState *bs, int64_t offset,
                                        int64_t bytes, QEMUIOVector *qiov,
                                        BdrvRequestFlags flags)
 {
-    return raw_co_prw(bs, true, offset, bytes, qiov);
+    return raw_co_prw(bs, true, offset, bytes, qiov, flags);
 }
 
 static int coroutine_fn raw_co_flush_to_disk(BlockDriverState *bs)
@@ -1182,12 +1213,17 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags,
     s->grow_ahead = s->direct && !s->is_block_dev && (flags & BDRV_O_RDWR);
     s->has_write_zeroes = true;
     s->has_discard = true;
+    s->has_dontcache = true;
     if (s->direct) {
         raw_probe_alignment(s);
     }
     raw_setup_engine(s);
 
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK;
+    /* O_DIRECT bypasses the page cache already. */
+    if (!s->direct) {
+        bs->supported_write_flags = BDRV_REQ_DONTCACHE;
+    }
     if (!bs->filename[0]) {
         pstrcpy(bs->filename, sizeof(bs->filename), filename);
     }

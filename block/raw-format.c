@@ -84,7 +84,8 @@ static int raw_open(BlockDriverState *bs, QDict *options, int flags,
 
     file_bs = bs->file->bs;
     bs->supported_write_flags = BDRV_REQ_WRITE_UNCHANGED |
-        (file_bs->supported_write_flags & BDRV_REQ_FUA);
+        (file_bs->supported_write_flags &
+         (BDRV_REQ_FUA | BDRV_REQ_DONTCACHE));
     bs->supported_zero_flags = BDRV_REQ_WRITE_UNCHANGED |
         (file_bs->supported_zero_flags &
          (BDRV_REQ_FUA | BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK));

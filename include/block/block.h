@@ -57,7 +57,14 @@ typedef enum {
     BDRV_REQ_NO_SERIALISING     = 0x400,
     /* A read that bypasses the read_hook of the edge it goes through. */
     BDRV_REQ_NO_READ_HOOK       = 0x800,
-    BDRV_REQ_MASK               = 0xfff,
+    /*
+     * A hint on a write: the data is not read back here soon (a backup
+     * target), so a host page cache should write it out at once and not
+     * keep it.  Only the file driver acts on it, with RWF_DONTCACHE, and
+     * only without O_DIRECT; everyone else drops it.
+     */
+    BDRV_REQ_DONTCACHE          = 0x1000,
+    BDRV_REQ_MASK               = 0x1fff,
 } BdrvRequestFlags;
 
 /* Block status result flags (see bdrv_co_block_status()) */

@@ -9,6 +9,7 @@
 #include "qemu/iov.h"
 #include "block/block_int.h"
 #include "block/block-backend.h"
+#include "page-cache.h"
 
 #include <dirent.h>
 #include <sys/vfs.h>
@@ -366,6 +367,56 @@ static void test_short_read(gconstpointer opaque)
     g_assert_cmpint(blk_pread(blk, 512, 512, buf, 0), ==, 0);
     g_assert_cmpmem(buf, 512, expect + 512, 512);
 
+    blk_unref(blk);
+    qemu_vfree(buf);
+}
+
+/* ---- BDRV_REQ_DONTCACHE ---- */
+
+/*
+ * A buffered write with BDRV_REQ_DONTCACHE leaves the page cache once it
+ * is on disk; one without stays.  With O_DIRECT the flag is not offered.
+ */
+static void test_dontcache(gconstpointer opaque)
+{
+    const EngineCase *c = opaque;
+    g_autofree char *path = tmp_path("dontcache.img");
+    const int64_t half = 4 * MiB;
+    const int64_t pages = half / sysconf(_SC_PAGESIZE);
+    uint8_t *buf = qemu_memalign(4096, 2 * half);
+    g_autofree uint8_t *check = g_malloc(2 * half);
+    BlockBackend *blk;
+
+    make_file(path, 2 * half, 0);
+    if (!engine_usable(c, path)) {
+        qemu_vfree(buf);
+        return;
+    }
+    blk = open_file(path, c->aio, c->direct, 0);
+    if (c->direct) {
+        g_assert_false(blk_bs(blk)->supported_write_flags &
+                       BDRV_REQ_DONTCACHE);
+        goto out;
+    }
+    g_assert_true(blk_bs(blk)->supported_write_flags & BDRV_REQ_DONTCACHE);
+    if (!page_cache_has_dontcache(path)) {
+        g_test_skip("no RWF_DONTCACHE here (Linux before 6.14?)");
+        goto out;
+    }
+
+    fill_pattern(buf, 2 * half, 9);
+    g_assert_cmpint(blk_pwrite(blk, 0, half, buf, BDRV_REQ_DONTCACHE), ==, 0);
+    g_assert_cmpint(blk_pwrite(blk, half, half, buf + half, 0), ==, 0);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    /* Dropping is best effort (a folio locked at the time stays). */
+    g_assert_cmpint(page_cache_resident(path, 0, half), <, pages / 2);
+    g_assert_cmpint(page_cache_resident(path, half, half), ==, pages);
+
+    memset(buf, 0, 2 * half);
+    g_assert_cmpint(blk_pread(blk, 0, 2 * half, buf, 0), ==, 0);
+    fill_pattern(check, 2 * half, 9);
+    g_assert_cmpmem(buf, 2 * half, check, 2 * half);
+out:
     blk_unref(blk);
     qemu_vfree(buf);
 }
@@ -833,11 +884,13 @@ int main(int argc, char **argv)
                                                 c->name);
         g_autofree char *eof = g_strdup_printf("/file/%s/short-read",
                                                c->name);
+        g_autofree char *dc = g_strdup_printf("/file/%s/dontcache", c->name);
 
         g_test_add_data_func(rw, c, test_engine_rw);
         g_test_add_data_func(vec, c, test_engine_odd_vectors);
         g_test_add_data_func(conc, c, test_engine_concurrent);
         g_test_add_data_func(eof, c, test_short_read);
+        g_test_add_data_func(dc, c, test_dontcache);
     }
     g_test_add_func("/file/sparse", test_sparse);
     g_test_add_func("/file/truncate", test_truncate);
