@@ -936,6 +936,9 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags,
         return ret;
     }
     bs->supported_zero_flags = BDRV_REQ_MAY_UNMAP;
+    /* Passed on with guest data only; metadata stays cached. */
+    bs->supported_write_flags = bs->file->bs->supported_write_flags &
+                                BDRV_REQ_DONTCACHE;
     bs->total_sectors = DIV_ROUND_UP(s->size, BDRV_SECTOR_SIZE);
     return 0;
 }
@@ -1136,12 +1139,14 @@ static bool cow_reads_zero(BlockDriverState *bs, QCow2ClusterType type)
  * Writes guest data of [offset, offset + bytes) that needs new host
  * clusters (or a preallocated zero cluster) and links them in L2.
  * Called with s->lock held; returns with it held.  *done is set to the
- * number of bytes handled (the run may be shortened).
+ * number of bytes handled (the run may be shortened).  @flags go with the
+ * data write (copy-on-write parts included).
  */
 static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
                                     uint64_t bytes, QCow2ClusterType type,
                                     uint64_t l2e, QEMUIOVector *qiov,
-                                    size_t qiov_offset, uint64_t *done)
+                                    size_t qiov_offset,
+                                    BdrvRequestFlags flags, uint64_t *done)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t start = start_of_cluster(s, offset);
@@ -1235,7 +1240,7 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     }
     BLKDBG_EVENT(bs->file, (head || tail_len) ? BLKDBG_COW_WRITE
                                               : BLKDBG_WRITE_AIO);
-    ret = bdrv_co_pwritev(bs->file, host + skip, wq.size, &wq, 0);
+    ret = bdrv_co_pwritev(bs->file, host + skip, wq.size, &wq, flags);
     if (ret < 0) {
         goto fail_unlocked;
     }
@@ -1332,7 +1337,7 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
             }
             qemu_iovec_init_slice(&sub, qiov, qiov_offset, cur);
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-            ret = bdrv_co_pwritev(bs->file, host, cur, &sub, 0);
+            ret = bdrv_co_pwritev(bs->file, host, cur, &sub, flags);
             qemu_iovec_destroy(&sub);
             if (ret < 0) {
                 return ret;
@@ -1340,7 +1345,7 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
             done = cur;
         } else {
             ret = write_alloc(bs, offset, cur, type, l2e, qiov, qiov_offset,
-                              &done);
+                              flags, &done);
             qemu_co_mutex_unlock(&s->lock);
             if (ret < 0) {
                 return ret;

@@ -9,6 +9,9 @@
 #include "block/block.h"
 #include "block/block_int.h"
 #include "block/block-backend.h"
+#include "page-cache.h"
+
+#include <linux/falloc.h>
 
 static char *tmpdir;
 
@@ -496,6 +499,76 @@ static void test_backing(void)
  * L1 entries with it, empty: they must read as unallocated (the backing
  * file shows through), and the image must stay clean for both checkers.
  */
+/* Host offset of the (contiguous) data of guest [off, off + len). */
+static int64_t host_offset(BlockBackend *blk, int64_t off, int64_t len)
+{
+    BlockDriverState *file;
+    int64_t pnum, map;
+    int ret = bdrv_block_status(blk_bs(blk), off, len, &pnum, &map, &file);
+
+    g_assert_cmpint(ret, >=, 0);
+    g_assert_true(ret & BDRV_BLOCK_OFFSET_VALID);
+    g_assert_cmpint(pnum, ==, len);
+    return map;
+}
+
+/*
+ * qcow2 hands BDRV_REQ_DONTCACHE on with guest data, on both write paths
+ * (new clusters and clusters written in place): the data leaves the
+ * host's page cache once flushed.
+ */
+static void test_dontcache(void)
+{
+    char *path = tmp_path("dontcache.qcow2");
+    const int64_t len = 2 * MiB;
+    const int64_t pages = len / sysconf(_SC_PAGESIZE);
+    uint8_t *buf = g_malloc(len);
+    BlockBackend *blk;
+    int64_t a, b;
+    int fd;
+
+    create_image(path, 4 * MiB, NULL);
+    if (!page_cache_has_dontcache(path)) {
+        g_test_skip("no RWF_DONTCACHE here (Linux before 6.14?)");
+        goto out;
+    }
+    blk = open_image(path, BDRV_O_RDWR);
+    g_assert_true(blk_bs(blk)->supported_write_flags & BDRV_REQ_DONTCACHE);
+
+    fill(buf, len, 51);
+    g_assert_cmpint(blk_pwrite(blk, 0, len, buf, BDRV_REQ_DONTCACHE), ==, 0);
+    write_pattern(blk, len, len, 52);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    a = host_offset(blk, 0, len);
+    b = host_offset(blk, len, len);
+    g_assert_cmpint(page_cache_resident(path, a, len), <, pages / 2);
+    g_assert_cmpint(page_cache_resident(path, b, len), ==, pages);
+
+    /*
+     * In place now.  The kernel drops only pages of blocks the write
+     * allocates (Linux 6.18, ext4), so make the range a hole first; the
+     * cluster stays allocated in qcow2.
+     */
+    fd = open(path, O_RDWR);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                              b, len), ==, 0);
+    close(fd);
+    fill(buf, len, 53);
+    g_assert_cmpint(blk_pwrite(blk, len, len, buf, BDRV_REQ_DONTCACHE), ==,
+                    0);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    g_assert_cmpint(host_offset(blk, len, len), ==, b);
+    g_assert_cmpint(page_cache_resident(path, b, len), <, pages / 2);
+
+    assert_pattern(blk, 0, len, 51);
+    assert_pattern(blk, len, len, 53);
+    blk_unref(blk);
+out:
+    g_free(buf);
+    g_free(path);
+}
+
 static void test_l2_group_alloc(void)
 {
     char *base = tmp_path("group-base.qcow2");
@@ -1208,6 +1281,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/compressed", test_compressed);
     g_test_add_func("/qcow2/backing", test_backing);
     g_test_add_func("/qcow2/l2-group-alloc", test_l2_group_alloc);
+    g_test_add_func("/qcow2/dontcache", test_dontcache);
     g_test_add_func("/qcow2/l2-group-alloc-error", test_l2_group_alloc_error);
     g_test_add_func("/qcow2/check-leak-repair", test_check_leak_and_repair);
     g_test_add_func("/qcow2/corrupt-l2-entry", test_corrupt_l2_entry);
