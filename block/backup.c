@@ -504,6 +504,8 @@ BlockJob *backup_job_new(const char *job_id, BlockDriverState *bs,
 {
     BlockCopyOptions bc_opts = {
         .compress = opts->compress,
+        /* sync=none fills a fleecing image, which its export reads back. */
+        .dontcache = opts->sync != MIRROR_SYNC_MODE_NONE,
         .max_workers = opts->max_workers,
         .max_chunk = opts->max_chunk,
     };

@@ -77,6 +77,7 @@ struct BlockCopyState {
     int max_workers;
     int64_t max_mem;
     bool compress;
+    BdrvRequestFlags write_flags;   /* of every data write to the target */
 
     /* Clusters still to copy; clear for clusters of tasks in flight. */
     HBitmap *copy_bitmap;
@@ -171,6 +172,8 @@ BlockCopyState *block_copy_state_new(BdrvChild *source, BdrvChild *target,
     s->len = len;
     s->cluster_size = cluster_size;
     s->compress = opts->compress;
+    s->write_flags = (opts->compress ? BDRV_REQ_WRITE_COMPRESSED : 0) |
+                     (opts->dontcache ? BDRV_REQ_DONTCACHE : 0);
     /* A compressed write must be exactly one target cluster. */
     s->max_chunk = opts->compress ? cluster_size :
         MAX(QEMU_ALIGN_UP(opts->max_chunk ? opts->max_chunk :
@@ -524,7 +527,7 @@ static int coroutine_fn block_copy_write_extent(BlockCopyState *s,
                                     BDRV_REQ_MAY_UNMAP);
     } else {
         ret = bdrv_co_pwrite(s->target, e->offset, e->bytes, buf,
-                             s->compress ? BDRV_REQ_WRITE_COMPRESSED : 0);
+                             s->write_flags);
     }
     if (ret < 0) {
         trace_block_copy_write_fail(s, e->offset, ret);

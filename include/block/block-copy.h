@@ -41,6 +41,12 @@ typedef struct BlockCopyOptions {
     /* Write the target with BDRV_REQ_WRITE_COMPRESSED (one cluster a task). */
     bool compress;
     /*
+     * Write the target's data with BDRV_REQ_DONTCACHE: nobody reads it
+     * back through this host's page cache (a backup, not a fleecing
+     * image).
+     */
+    bool dontcache;
+    /*
      * Lower bound for the cluster size (a power of two; 0: none).  The
      * cluster size is the largest of this, the target's cluster size and
      * 64 KiB.

@@ -22,6 +22,8 @@ static int bctest_drv_open(BlockDriverState *bs, QDict *options, int flags,
     s->alloc = g_malloc0(DIV_ROUND_UP(size, BCTEST_UNIT));
     s->read_bytes = g_new0(int64_t, DIV_ROUND_UP(size, BCTEST_UNIT));
     s->park_offset = -1;
+    /* Accepted (and counted) like the file driver without O_DIRECT. */
+    bs->supported_write_flags = BDRV_REQ_DONTCACHE;
     return 0;
 }
 
@@ -117,6 +119,9 @@ static int coroutine_fn bctest_drv_pwritev(BlockDriverState *bs,
     qemu_iovec_to_buf(qiov, 0, s->data + offset, bytes);
     bctest_mark(s, offset, bytes, true);
     s->data_writes++;
+    if (flags & BDRV_REQ_DONTCACHE) {
+        s->dontcache_writes++;
+    }
     return 0;
 }
 

@@ -31,6 +31,7 @@ typedef struct BCTestState {
     int max_unit_reads_in_flight;
     unsigned zero_writes;       /* write-zeroes calls */
     unsigned data_writes;       /* write calls */
+    unsigned dontcache_writes;  /* write calls with BDRV_REQ_DONTCACHE */
     bool holes;                 /* unallocated = hole, not zero */
     int64_t park_offset;        /* -1: nothing to park */
     Coroutine *parked;

@@ -97,6 +97,10 @@ static void test_full_point_in_time(void)
     g_assert_null(job_get("bk"));
     g_assert_true(memcmp(bctest(f.tgt)->data, f.orig, IMG_SIZE) == 0);
     g_assert_cmpint(bctest(f.src)->data[3 * MiB], ==, 0xee);
+    /* A backup is not read back: it stays out of the page cache. */
+    g_assert_cmpuint(bctest(f.tgt)->data_writes, >, 0);
+    g_assert_cmpuint(bctest(f.tgt)->dontcache_writes, ==,
+                     bctest(f.tgt)->data_writes);
     fixture_check_refs(&f);
     fixture_free(&f);
 }
@@ -118,6 +122,9 @@ static void test_none_until_cancel(void)
     /* Only the overwritten cluster was copied, with its old data. */
     g_assert_true(memcmp(bctest(f.tgt)->data, f.orig, BCTEST_UNIT) == 0);
     g_assert_cmpint(bctest(f.tgt)->alloc[1], ==, 0);
+    /* A fleecing image is read back by its export: keep it cached. */
+    g_assert_cmpuint(bctest(f.tgt)->data_writes, >, 0);
+    g_assert_cmpuint(bctest(f.tgt)->dontcache_writes, ==, 0);
     fixture_check_refs(&f);
     job_dismiss(bjob->job, &error_abort);
     fixture_free(&f);
