@@ -8,6 +8,7 @@
 #include "qemu/osdep.h"
 #include "qemu/aio.h"
 #include "qemu/ratelimit.h"
+#include "qemu/huge-arena.h"
 #include "block/block-copy.h"
 #include "block-trace.h"
 
@@ -102,6 +103,14 @@ struct BlockCopyState {
      */
     GSList *free_bufs;
     int n_free_bufs;
+    /*
+     * Buffers of full-size tasks (max_chunk bytes), which the background
+     * copy issues back to back: in huge pages, so that each request is
+     * one segment and adjacent ones merge into large requests.  Smaller
+     * tasks (copy-before-write of a few clusters) keep small pages: a
+     * huge page would pin 2 MiB for each.  NULL: none to be had.
+     */
+    HugeArena *arena;
 
     /* When the before-write notifier last saw a guest write (0: never). */
     int64_t last_guest_write_ns;
@@ -183,6 +192,8 @@ BlockCopyState *block_copy_state_new(BdrvChild *source, BdrvChild *target,
         BLOCK_COPY_DEFAULT_WORKERS;
     s->max_mem = MAX(opts->max_mem > 0 ? opts->max_mem :
                      BLOCK_COPY_DEFAULT_MEM, s->max_chunk);
+    s->arena = huge_arena_new(s->max_chunk, s->max_mem,
+                              BLOCK_COPY_MAX_FREE_BUFS * s->max_chunk);
     s->copy_bitmap = hbitmap_alloc(len, ctz64(cluster_size));
     hbitmap_set(s->copy_bitmap, 0, len);
     QLIST_INIT(&s->tasks);
@@ -201,6 +212,7 @@ void block_copy_state_free(BlockCopyState *s)
     AIO_WAIT_WHILE(s->write_behind_tasks > 0);
     assert(QLIST_EMPTY(&s->tasks) && s->calls == 0);
     g_slist_free_full(s->free_bufs, qemu_vfree);
+    huge_arena_free(s->arena);
     hbitmap_free(s->copy_bitmap);
     g_free(s);
 }
@@ -351,11 +363,17 @@ static bool coroutine_fn block_copy_zero_extent(BlockCopyState *s,
     return false;
 }
 
-/* A buffer of max_chunk bytes, the size of the largest task. */
-static void *block_copy_buf_get(BlockCopyState *s)
+/* A buffer of max_chunk bytes, the size of the largest task, for @t. */
+static void *block_copy_buf_get(BlockCopyState *s, BlockCopyTask *t)
 {
     void *buf;
 
+    if (t->bytes == s->max_chunk && s->arena) {
+        buf = huge_arena_get(s->arena);
+        if (buf) {
+            return buf;
+        }
+    }
     if (!s->free_bufs) {
         return qemu_blockalign(s->source->bs, s->max_chunk);
     }
@@ -367,7 +385,7 @@ static void *block_copy_buf_get(BlockCopyState *s)
 
 static void block_copy_buf_put(BlockCopyState *s, void *buf)
 {
-    if (!buf) {
+    if (!buf || huge_arena_put(s->arena, buf)) {
         return;
     }
     if (s->n_free_bufs >= BLOCK_COPY_MAX_FREE_BUFS) {
@@ -476,7 +494,7 @@ static int coroutine_fn block_copy_read_behind(BlockCopyTask *t,
     guint i;
     int ret;
 
-    t->buf = block_copy_buf_get(t->s);
+    t->buf = block_copy_buf_get(t->s, t);
     for (i = 0; i < t->extents->len; i++) {
         BlockCopyExtent *e = &g_array_index(t->extents, BlockCopyExtent, i);
 
@@ -549,7 +567,7 @@ static int coroutine_fn block_copy_do_copy(BlockCopyTask *t,
 
         if (!e->zero) {
             if (!buf) {
-                buf = block_copy_buf_get(s);
+                buf = block_copy_buf_get(s, t);
             }
             ret = bdrv_co_pread(s->source, e->offset, e->bytes, buf,
                                 BDRV_REQ_NO_SERIALISING);
