@@ -408,9 +408,9 @@ static void test_dontcache(gconstpointer opaque)
     g_assert_cmpint(blk_pwrite(blk, 0, half, buf, BDRV_REQ_DONTCACHE), ==, 0);
     g_assert_cmpint(blk_pwrite(blk, half, half, buf + half, 0), ==, 0);
     g_assert_cmpint(blk_flush(blk), ==, 0);
-    /* Dropping is best effort (a folio locked at the time stays). */
+    /* Thresholds, not counts: the kernel may keep or reclaim a few pages. */
     g_assert_cmpint(page_cache_resident(path, 0, half), <, pages / 2);
-    g_assert_cmpint(page_cache_resident(path, half, half), ==, pages);
+    g_assert_cmpint(page_cache_resident(path, half, half), >, pages / 2);
 
     memset(buf, 0, 2 * half);
     g_assert_cmpint(blk_pread(blk, 0, 2 * half, buf, 0), ==, 0);

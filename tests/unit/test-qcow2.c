@@ -542,7 +542,7 @@ static void test_dontcache(void)
     a = host_offset(blk, 0, len);
     b = host_offset(blk, len, len);
     g_assert_cmpint(page_cache_resident(path, a, len), <, pages / 2);
-    g_assert_cmpint(page_cache_resident(path, b, len), ==, pages);
+    g_assert_cmpint(page_cache_resident(path, b, len), >, pages / 2);
 
     /*
      * In place now.  The kernel drops only pages of blocks the write
