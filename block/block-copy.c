@@ -77,7 +77,6 @@ struct BlockCopyState {
     int64_t max_chunk;
     int max_workers;
     int64_t max_mem;
-    bool compress;
     BdrvRequestFlags write_flags;   /* of every data write to the target */
 
     /* Clusters still to copy; clear for clusters of tasks in flight. */
@@ -180,7 +179,6 @@ BlockCopyState *block_copy_state_new(BdrvChild *source, BdrvChild *target,
     s->target = target;
     s->len = len;
     s->cluster_size = cluster_size;
-    s->compress = opts->compress;
     s->write_flags = (opts->compress ? BDRV_REQ_WRITE_COMPRESSED : 0) |
                      (opts->dontcache ? BDRV_REQ_DONTCACHE : 0);
     /* A compressed write must be exactly one target cluster. */
