@@ -15,6 +15,7 @@ struct HugeArena {
     size_t slots_per_page;
     size_t idle_max;
     bool *slot_used;
+    size_t first_free;          /* every slot below it is handed out */
     /* Per huge page: slots handed out, and whether it holds memory. */
     unsigned *page_used;
     bool *page_resident;
@@ -97,13 +98,14 @@ void huge_arena_free(HugeArena *a)
 
 void *huge_arena_get(HugeArena *a)
 {
-    for (size_t i = 0; i < a->nslots; i++) {
+    for (size_t i = a->first_free; i < a->nslots; i++) {
         size_t page = i / a->slots_per_page;
 
         if (a->slot_used[i]) {
             continue;
         }
         a->slot_used[i] = true;
+        a->first_free = i + 1;
         if (a->page_used[page]++ == 0) {
             if (a->page_resident[page]) {
                 a->idle_resident--;
@@ -129,6 +131,7 @@ bool huge_arena_put(HugeArena *a, void *buf)
     i = (p - a->base) / a->slot_size;
     assert(p == a->base + i * a->slot_size && a->slot_used[i]);
     a->slot_used[i] = false;
+    a->first_free = MIN(a->first_free, i);
     page = i / a->slots_per_page;
     if (--a->page_used[page] > 0) {
         return true;
