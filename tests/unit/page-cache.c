@@ -5,7 +5,6 @@
  */
 #include "page-cache.h"
 
-#include <glib.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <linux/fs.h>

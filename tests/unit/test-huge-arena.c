@@ -8,7 +8,6 @@
 #include "qemu/osdep.h"
 #include "qemu/huge-arena.h"
 
-#include <glib.h>
 
 #define PAGE HUGE_ARENA_PAGE_SIZE
 
