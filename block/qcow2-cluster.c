@@ -26,6 +26,33 @@ QCow2ClusterType qcow2_get_cluster_type(BlockDriverState *bs,
                                         : QCOW2_CLUSTER_UNALLOCATED;
 }
 
+int qcow2_get_subcluster_type(BlockDriverState *bs, uint64_t l2_entry,
+                              uint64_t bitmap, int sc,
+                              QCow2ClusterType *type)
+{
+    bool alloc = bitmap & (1ULL << sc);
+    bool zero = bitmap & (1ULL << (sc + QCOW_EXTL2_SUBCLUSTERS));
+
+    /* Compressed clusters have no subclusters; the bitmap is reserved. */
+    if (l2_entry & QCOW_OFLAG_COMPRESSED) {
+        *type = QCOW2_CLUSTER_COMPRESSED;
+        return 0;
+    }
+    if (alloc && zero) {
+        return -EIO;
+    }
+    if (l2_entry & L2E_OFFSET_MASK) {
+        *type = alloc ? QCOW2_CLUSTER_NORMAL :
+                zero ? QCOW2_CLUSTER_ZERO_ALLOC : QCOW2_CLUSTER_UNALLOCATED;
+        return 0;
+    }
+    if (alloc) {
+        return -EIO;
+    }
+    *type = zero ? QCOW2_CLUSTER_ZERO_PLAIN : QCOW2_CLUSTER_UNALLOCATED;
+    return 0;
+}
+
 void qcow2_parse_compressed_l2_entry(BlockDriverState *bs, uint64_t l2_entry,
                                      uint64_t *coffset, int *csize)
 {
@@ -75,9 +102,59 @@ static bool same_run(BlockDriverState *bs, QCow2ClusterType type,
     }
 }
 
+/*
+ * With extended L2 entries: may cluster @i of a run that started with
+ * entry @first continue a run of @type?  Only if all its subclusters are
+ * of that type.
+ */
+static bool extl2_same_run(BlockDriverState *bs, QCow2ClusterType type,
+                           uint64_t first, uint64_t e, uint64_t bitmap, int i)
+{
+    BDRVQcow2State *s = bs->opaque;
+    bool no_host = !(e & (L2E_OFFSET_MASK | QCOW_OFLAG_COMPRESSED));
+
+    switch (type) {
+    case QCOW2_CLUSTER_NORMAL:
+        return bitmap == QCOW_L2_BITMAP_ALL_ALLOC &&
+               !(e & QCOW_OFLAG_COMPRESSED) &&
+               (e & L2E_OFFSET_MASK) ==
+               (first & L2E_OFFSET_MASK) + (uint64_t)i * s->cluster_size &&
+               (e & QCOW_OFLAG_COPIED) == (first & QCOW_OFLAG_COPIED);
+    case QCOW2_CLUSTER_UNALLOCATED:
+        /* Not through a cluster with a host offset (that is reused). */
+        return no_host && bitmap == 0 && !(first & L2E_OFFSET_MASK);
+    case QCOW2_CLUSTER_ZERO_PLAIN:
+        return no_host && bitmap == QCOW_L2_BITMAP_ALL_ZERO;
+    default:
+        return false;
+    }
+}
+
+int qcow2_subcluster_run(BlockDriverState *bs, uint64_t first,
+                         uint64_t bitmap, int sc, QCow2ClusterType *type)
+{
+    QCow2ClusterType t;
+    int end;
+
+    if (qcow2_get_subcluster_type(bs, first, bitmap, sc, type) < 0) {
+        return -EIO;
+    }
+    if (*type == QCOW2_CLUSTER_COMPRESSED) {
+        return QCOW_EXTL2_SUBCLUSTERS - sc;
+    }
+    for (end = sc + 1; end < QCOW_EXTL2_SUBCLUSTERS; end++) {
+        if (qcow2_get_subcluster_type(bs, first, bitmap, end, &t) < 0 ||
+            t != *type) {
+            break;
+        }
+    }
+    return end - sc;
+}
+
 int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
                                        uint64_t *bytes, uint64_t *host,
                                        uint64_t *l2_entry,
+                                       uint64_t *l2_bitmap,
                                        QCow2ClusterType *type)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -87,13 +164,14 @@ int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
     uint64_t cover_end = (uint64_t)(l1_index + 1)
                          << (s->l2_bits + s->cluster_bits);
     uint64_t max = MIN(*bytes, cover_end - offset);
-    uint64_t l2_offset, first;
+    uint64_t l2_offset, first, bitmap, run;
     uint64_t *l2;
     int n, i, nb_needed;
     int ret;
 
     *host = 0;
     *l2_entry = 0;
+    *l2_bitmap = 0;
     if (l1_index >= s->l1_size) {
         *type = QCOW2_CLUSTER_UNALLOCATED;
         *bytes = max;
@@ -112,9 +190,26 @@ int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
     if (ret < 0) {
         return ret;
     }
-    first = GUINT64_FROM_BE(l2[l2_index]);
-    *type = qcow2_get_cluster_type(bs, first);
+    first = qcow2_l2_entry(s, l2, l2_index);
+    bitmap = qcow2_l2_bitmap(s, l2, l2_index);
     *l2_entry = first;
+    *l2_bitmap = bitmap;
+    if (s->extended_l2) {
+        int sc = in_cluster >> s->subcluster_bits;
+        int nb_sc = qcow2_subcluster_run(bs, first, bitmap, sc, type);
+        if (nb_sc < 0) {
+            qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+            /* Two spaces, as in QEMU's message. */
+            qcow2_signal_corruption(bs, "Invalid cluster entry found  (L2 "
+                                    "offset: %#" PRIx64 ", L2 index: %#x)",
+                                    l2_offset, l2_index);
+            return -EIO;
+        }
+        run = ((uint64_t)(sc + nb_sc) << s->subcluster_bits) - in_cluster;
+    } else {
+        *type = qcow2_get_cluster_type(bs, first);
+        run = s->cluster_size - in_cluster;
+    }
     if (*type == QCOW2_CLUSTER_NORMAL || *type == QCOW2_CLUSTER_ZERO_ALLOC) {
         uint64_t h = first & L2E_OFFSET_MASK;
         if (offset_into_cluster(s, h)) {
@@ -128,13 +223,20 @@ int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
         *host = h + in_cluster;
     }
     nb_needed = DIV_ROUND_UP(in_cluster + max, s->cluster_size);
-    for (n = 1, i = l2_index + 1; n < nb_needed; n++, i++) {
-        if (!same_run(bs, *type, first, GUINT64_FROM_BE(l2[i]), n)) {
-            break;
+    if (in_cluster + run == (uint64_t)s->cluster_size) {
+        for (n = 1, i = l2_index + 1; n < nb_needed; n++, i++) {
+            uint64_t e = qcow2_l2_entry(s, l2, i);
+            if (s->extended_l2
+                ? !extl2_same_run(bs, *type, first, e,
+                                  qcow2_l2_bitmap(s, l2, i), n)
+                : !same_run(bs, *type, first, e, n)) {
+                break;
+            }
+            run += s->cluster_size;
         }
     }
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
-    *bytes = MIN(max, (uint64_t)n * s->cluster_size - in_cluster);
+    *bytes = MIN(max, run);
     return 0;
 }
 
@@ -379,7 +481,8 @@ int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
         qcow2_cache_put(s->l2_table_cache, (void **)&old_table);
         /* Data clusters stay shared with the other L1 table. */
         for (i = 0; i < s->l2_size; i++) {
-            table[i] &= ~GUINT64_TO_BE(QCOW_OFLAG_COPIED);
+            qcow2_set_l2_entry(s, table, i, qcow2_l2_entry(s, table, i) &
+                                            ~QCOW_OFLAG_COPIED);
         }
     } else {
         memset(table, 0, s->cluster_size);
@@ -495,9 +598,11 @@ void coroutine_fn qcow2_wait_for_allocs(BlockDriverState *bs, uint64_t offset,
 /*
  * Rewrites the L2 entries of whole clusters [offset, offset + bytes) with
  * @new_entry_fn's result and frees the clusters they no longer reference.
+ * @fn gets the subcluster bitmap in *bitmap (0 without extended L2
+ * entries) and may change it.
  */
-typedef uint64_t L2EntryFn(BlockDriverState *bs, uint64_t old, bool arg,
-                           bool *free_old);
+typedef uint64_t L2EntryFn(BlockDriverState *bs, uint64_t old,
+                           uint64_t *bitmap, bool arg, bool *free_old);
 
 static int coroutine_fn rewrite_l2_entries(BlockDriverState *bs,
                                            uint64_t offset, uint64_t bytes,
@@ -529,13 +634,16 @@ static int coroutine_fn rewrite_l2_entries(BlockDriverState *bs,
             break;
         }
         for (i = 0; i < nb; i++) {
-            uint64_t old = GUINT64_FROM_BE(l2[l2_index + i]);
+            uint64_t old = qcow2_l2_entry(s, l2, l2_index + i);
+            uint64_t old_bitmap = qcow2_l2_bitmap(s, l2, l2_index + i);
+            uint64_t bitmap = old_bitmap;
             bool free_old = false;
-            uint64_t new = fn(bs, old, arg, &free_old);
-            if (new == old) {
+            uint64_t new = fn(bs, old, &bitmap, arg, &free_old);
+            if (new == old && bitmap == old_bitmap) {
                 continue;
             }
-            l2[l2_index + i] = GUINT64_TO_BE(new);
+            qcow2_set_l2_entry(s, l2, l2_index + i, new);
+            qcow2_set_l2_bitmap(s, l2, l2_index + i, bitmap);
             if (free_old) {
                 freed[nb_freed++] = old;
             }
@@ -553,26 +661,49 @@ static int coroutine_fn rewrite_l2_entries(BlockDriverState *bs,
     return ret;
 }
 
+/* Does the entry reference host space (data, preallocation, compressed)? */
+static bool entry_has_host(BlockDriverState *bs, uint64_t e)
+{
+    QCow2ClusterType t = qcow2_get_cluster_type(bs, e);
+
+    return t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC ||
+           t == QCOW2_CLUSTER_COMPRESSED;
+}
+
+/* A cluster that reads as zeroes and references no host space. */
+static uint64_t zero_plain_entry(BDRVQcow2State *s, uint64_t *bitmap)
+{
+    if (s->extended_l2) {
+        *bitmap = QCOW_L2_BITMAP_ALL_ZERO;
+        return 0;
+    }
+    return QCOW_OFLAG_ZERO;
+}
+
 static uint64_t discard_entry(BlockDriverState *bs, uint64_t old,
-                              bool full_discard, bool *free_old)
+                              uint64_t *bitmap, bool full_discard,
+                              bool *free_old)
 {
     BDRVQcow2State *s = bs->opaque;
-    QCow2ClusterType t = qcow2_get_cluster_type(bs, old);
-    uint64_t new = 0;
 
-    *free_old = t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC ||
-                t == QCOW2_CLUSTER_COMPRESSED;
+    *free_old = entry_has_host(bs, old);
+    if (full_discard) {
+        *bitmap = 0;
+        return 0;
+    }
     /*
      * A guest discard leaves a v3 zero cluster where data was (as QEMU
      * does), and with a backing file must not expose the backing data.
      */
-    if (!full_discard && s->qcow_version >= 3 && (bs->backing || *free_old)) {
-        new = QCOW_OFLAG_ZERO;
+    if (s->qcow_version >= 3 && (bs->backing || *free_old)) {
+        return zero_plain_entry(s, bitmap);
     }
-    if (!*free_old && t == QCOW2_CLUSTER_UNALLOCATED && !new) {
+    if (!*free_old && qcow2_get_cluster_type(bs, old) ==
+                      QCOW2_CLUSTER_UNALLOCATED) {
         return old;
     }
-    return new;
+    *bitmap = 0;
+    return 0;
 }
 
 int coroutine_fn qcow2_cluster_discard(BlockDriverState *bs, uint64_t offset,
@@ -586,20 +717,24 @@ int coroutine_fn qcow2_cluster_discard(BlockDriverState *bs, uint64_t offset,
                               need_tables, type);
 }
 
-static uint64_t zero_entry(BlockDriverState *bs, uint64_t old, bool unmap,
-                           bool *free_old)
+static uint64_t zero_entry(BlockDriverState *bs, uint64_t old,
+                           uint64_t *bitmap, bool unmap, bool *free_old)
 {
+    BDRVQcow2State *s = bs->opaque;
     QCow2ClusterType t = qcow2_get_cluster_type(bs, old);
 
     if ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
         (old & QCOW_OFLAG_COPIED) && !unmap) {
         /* Keep the (preallocated) host cluster; only mark it zero. */
         *free_old = false;
+        if (s->extended_l2) {
+            *bitmap = QCOW_L2_BITMAP_ALL_ZERO;
+            return old & (L2E_OFFSET_MASK | QCOW_OFLAG_COPIED);
+        }
         return (old & (L2E_OFFSET_MASK | QCOW_OFLAG_COPIED)) | QCOW_OFLAG_ZERO;
     }
-    *free_old = t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC ||
-                t == QCOW2_CLUSTER_COMPRESSED;
-    return QCOW_OFLAG_ZERO;
+    *free_old = entry_has_host(bs, old);
+    return zero_plain_entry(s, bitmap);
 }
 
 int coroutine_fn qcow2_cluster_zeroize(BlockDriverState *bs, uint64_t offset,

@@ -1002,6 +1002,34 @@ static int check_inc(BlockDriverState *bs, CheckState *cs,
     return 0;
 }
 
+/*
+ * A subcluster bitmap that contradicts itself or its entry is corruption
+ * (counted, not repaired: which half is right cannot be known).
+ */
+static void check_subcluster_bitmap(BlockDriverState *bs,
+                                    BdrvCheckResult *res, uint64_t e,
+                                    uint64_t bitmap)
+{
+    uint64_t alloc = bitmap & QCOW_L2_BITMAP_ALL_ALLOC;
+    uint64_t zero = bitmap >> QCOW_EXTL2_SUBCLUSTERS;
+
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        return;
+    }
+    if (!(e & L2E_OFFSET_MASK)) {
+        if (alloc) {
+            fprintf(stderr, "ERROR: Unallocated cluster has non-zero "
+                    "subcluster allocation map\n");
+            res->corruptions++;
+        }
+    } else if (alloc & zero) {
+        fprintf(stderr, "ERROR offset=%" PRIx64 ": Allocated cluster has "
+                "corrupted subcluster allocation bitmap\n",
+                (uint64_t)(e & L2E_OFFSET_MASK));
+        res->corruptions++;
+    }
+}
+
 /* Counts the references of one L2 table; @active fills bfi and fixes. */
 static int coroutine_fn check_l2(BlockDriverState *bs, CheckState *cs,
                                  BdrvCheckResult *res, uint64_t l2_offset,
@@ -1023,9 +1051,12 @@ static int coroutine_fn check_l2(BlockDriverState *bs, CheckState *cs,
         goto out;
     }
     for (i = 0; i < s->l2_size; i++) {
-        uint64_t e = GUINT64_FROM_BE(l2[i]);
+        uint64_t e = qcow2_l2_entry(s, l2, i);
         uint64_t off;
 
+        if (s->extended_l2) {
+            check_subcluster_bitmap(bs, res, e, qcow2_l2_bitmap(s, l2, i));
+        }
         switch (qcow2_get_cluster_type(bs, e)) {
         case QCOW2_CLUSTER_COMPRESSED: {
             uint64_t coffset;
@@ -1036,7 +1067,7 @@ static int coroutine_fn check_l2(BlockDriverState *bs, CheckState *cs,
                         e & s->cluster_offset_mask);
                 if ((fix & BDRV_FIX_ERRORS) && active) {
                     e &= ~QCOW_OFLAG_COPIED;
-                    l2[i] = GUINT64_TO_BE(e);
+                    qcow2_set_l2_entry(s, l2, i, e);
                     l2_dirty = true;
                     res->corruptions_fixed++;
                 } else {
@@ -1064,8 +1095,11 @@ static int coroutine_fn check_l2(BlockDriverState *bs, CheckState *cs,
                         "properly aligned; L2 entry corrupted.\n", off);
                 if ((fix & BDRV_FIX_ERRORS) && active) {
                     /* Drop the broken mapping: the cluster reads zeroes. */
-                    e = s->qcow_version >= 3 ? QCOW_OFLAG_ZERO : 0;
-                    l2[i] = GUINT64_TO_BE(e);
+                    e = s->qcow_version >= 3 && !s->extended_l2
+                        ? QCOW_OFLAG_ZERO : 0;
+                    qcow2_set_l2_entry(s, l2, i, e);
+                    qcow2_set_l2_bitmap(s, l2, i, s->extended_l2
+                                        ? QCOW_L2_BITMAP_ALL_ZERO : 0);
                     l2_dirty = true;
                     res->corruptions_fixed++;
                 } else {
@@ -1327,7 +1361,7 @@ static int coroutine_fn check_oflag_copied(BlockDriverState *bs,
             continue;
         }
         for (j = 0; j < s->l2_size; j++) {
-            uint64_t e = GUINT64_FROM_BE(l2[j]);
+            uint64_t e = qcow2_l2_entry(s, l2, j);
             QCow2ClusterType t = qcow2_get_cluster_type(bs, e);
             uint64_t off = e & L2E_OFFSET_MASK;
 
@@ -1347,7 +1381,7 @@ static int coroutine_fn check_oflag_copied(BlockDriverState *bs,
                 if (fix & BDRV_FIX_ERRORS) {
                     e = rc == 1 ? e | QCOW_OFLAG_COPIED
                                 : e & ~QCOW_OFLAG_COPIED;
-                    l2[j] = GUINT64_TO_BE(e);
+                    qcow2_set_l2_entry(s, l2, j, e);
                     dirty = true;
                     res->corruptions_fixed++;
                 } else {

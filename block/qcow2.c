@@ -476,7 +476,9 @@ static int parse_cache_options(BlockDriverState *bs, QDict *options,
     bool has_total = qdict_haskey(options, "cache-size");
     bool has_l2 = qdict_haskey(options, "l2-cache-size");
     bool has_rc = qdict_haskey(options, "refcount-cache-size");
-    uint64_t max_l2 = MAX(s->size / (s->cluster_size / 8),
+    /* Enough to map the whole disk (entries are 16 bytes with subclusters). */
+    uint64_t max_l2 = MAX(s->size / (s->cluster_size /
+                                     (s->extended_l2 ? 16 : 8)),
                           2 * (uint64_t)s->cluster_size);
     int l2_tables, rc_tables;
 
@@ -625,7 +627,18 @@ static int apply_header(BlockDriverState *bs, QCowHeader *h, int64_t file_len,
         return -ENOTSUP;
     }
     s->size = h->size;
-    s->l2_bits = s->cluster_bits - 3;
+    s->extended_l2 = h->version >= 3 &&
+                     (h->incompatible_features & QCOW2_INCOMPAT_EXTL2);
+    if (s->extended_l2 &&
+        s->cluster_bits < QCOW_EXTL2_MIN_CLUSTER_BITS) {
+        error_setg(errp, "Unsupported subcluster size: %d",
+                   s->cluster_size / QCOW_EXTL2_SUBCLUSTERS);
+        return -EINVAL;
+    }
+    s->subcluster_bits = s->cluster_bits -
+                         (s->extended_l2 ? QCOW_EXTL2_SUBCLUSTER_SHIFT : 0);
+    s->subcluster_size = 1 << s->subcluster_bits;
+    s->l2_bits = s->cluster_bits - (s->extended_l2 ? 4 : 3);
     s->l2_size = 1 << s->l2_bits;
     s->csize_shift = 62 - (s->cluster_bits - 8);
     s->csize_mask = (1ULL << (s->cluster_bits - 8)) - 1;
@@ -674,16 +687,19 @@ static int apply_header(BlockDriverState *bs, QCowHeader *h, int64_t file_len,
      * big"; otherwise an L1 table that cannot map the whole disk is "too
      * small" before any other size limit applies.
      */
-    if (qcow2_l1_size_for(s->cluster_bits, h->size) > INT_MAX) {
+    if (qcow2_l1_size_for(s->cluster_bits, s->extended_l2, h->size) >
+        INT_MAX) {
         error_setg(errp, "Image is too big");
         return -EFBIG;
     }
-    if (qcow2_l1_size_for(s->cluster_bits, h->size) > h->l1_size) {
+    if (qcow2_l1_size_for(s->cluster_bits, s->extended_l2, h->size) >
+        h->l1_size) {
         error_setg(errp, "L1 table is too small");
         return -EINVAL;
     }
     if (h->size > (uint64_t)(QCOW_MAX_L1_SIZE / 8) <<
-                  (s->cluster_bits * 2 - 3) || h->size > INT64_MAX / 2) {
+                  qcow2_l2_cover_bits(s->cluster_bits, s->extended_l2) ||
+        h->size > INT64_MAX / 2) {
         error_setg(errp, "Image is too big");
         return -EFBIG;
     }
@@ -1069,11 +1085,12 @@ static int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset,
     int ret;
 
     while (bytes > 0) {
-        uint64_t cur = bytes, host, l2e;
+        uint64_t cur = bytes, host, l2e, bitmap;
         QCow2ClusterType type;
 
         qemu_co_mutex_lock(&s->lock);
-        ret = qcow2_get_host_offset(bs, offset, &cur, &host, &l2e, &type);
+        ret = qcow2_get_host_offset(bs, offset, &cur, &host, &l2e, &bitmap,
+                                    &type);
         qemu_co_mutex_unlock(&s->lock);
         if (ret < 0) {
             return ret;
@@ -1127,6 +1144,43 @@ static int coroutine_fn cow_read(BlockDriverState *bs, QCow2ClusterType type,
     return ret;
 }
 
+/*
+ * cow_read() of a part of one cluster with extended L2 entries
+ * (@l2e, @bitmap), whose subclusters may differ in type.
+ */
+static int coroutine_fn cow_read_subclusters(BlockDriverState *bs,
+                                             uint64_t l2e, uint64_t bitmap,
+                                             uint64_t offset, uint64_t bytes,
+                                             uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    while (bytes) {
+        uint64_t in_cluster = offset_into_cluster(s, offset);
+        QCow2ClusterType type;
+        int nb_sc = qcow2_subcluster_run(bs, l2e, bitmap,
+                                         in_cluster >> s->subcluster_bits,
+                                         &type);
+        uint64_t n;
+        int ret;
+
+        if (nb_sc < 0) {
+            return nb_sc;
+        }
+        n = MIN(bytes, (QEMU_ALIGN_DOWN(in_cluster, s->subcluster_size) +
+                        ((uint64_t)nb_sc << s->subcluster_bits)) -
+                       in_cluster);
+        ret = cow_read(bs, type, l2e, offset, n, buf);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+        buf += n;
+    }
+    return 0;
+}
+
 /* Does the old content of a cluster of @type read as zeroes? */
 static bool cow_reads_zero(BlockDriverState *bs, QCow2ClusterType type)
 {
@@ -1136,83 +1190,199 @@ static bool cow_reads_zero(BlockDriverState *bs, QCow2ClusterType type)
 }
 
 /*
+ * The layout of an allocating write of [offset, offset + bytes), whose
+ * first (sub)cluster has type @type and L2 entry (@l2e, @bitmap):
+ *  - @host is the host offset of the first cluster, @reuse whether that
+ *    is the old entry's own (preallocated or partly allocated) cluster;
+ *  - the file gets [cow_start, cow_end) of the guest range, the write
+ *    with the old content around it;
+ *  - @by_subcluster: with extended L2 entries, when the old cluster has
+ *    no data elsewhere, only the subclusters the write touches are
+ *    written, and the others keep their state;
+ *  - otherwise whole clusters are written (and with extended L2 entries
+ *    all their subclusters become allocated).
+ */
+typedef struct Qcow2AllocWrite {
+    uint64_t start;             /* guest offset of the first cluster */
+    int nb;                     /* clusters */
+    int64_t host;
+    bool reuse;
+    bool by_subcluster;
+    uint64_t cow_start;
+    uint64_t cow_end;
+} Qcow2AllocWrite;
+
+static void alloc_write_plan(BlockDriverState *bs, uint64_t offset,
+                             uint64_t *bytes, uint64_t l2e,
+                             Qcow2AllocWrite *w)
+{
+    BDRVQcow2State *s = bs->opaque;
+    bool compressed = l2e & QCOW_OFLAG_COMPRESSED;
+    uint64_t old_host = compressed ? 0 : l2e & L2E_OFFSET_MASK;
+    uint64_t gran;
+
+    w->start = start_of_cluster(s, offset);
+    w->nb = DIV_ROUND_UP(offset - w->start + *bytes, s->cluster_size);
+    /*
+     * Without extended L2 entries only a preallocated zero cluster can be
+     * here with a host cluster of its own.
+     */
+    w->reuse = old_host && (l2e & QCOW_OFLAG_COPIED);
+    w->by_subcluster = s->extended_l2 && (w->reuse || (!old_host &&
+                                                       !compressed));
+    if (s->extended_l2 && !w->by_subcluster) {
+        /* Shared or compressed data: one cluster, copied whole. */
+        w->nb = 1;
+        *bytes = MIN(*bytes, w->start + s->cluster_size - offset);
+    }
+    w->host = w->reuse ? (int64_t)old_host : 0;
+    gran = w->by_subcluster ? s->subcluster_size : s->cluster_size;
+    w->cow_start = QEMU_ALIGN_DOWN(offset, gran);
+    w->cow_end = QEMU_ALIGN_UP(offset + *bytes, gran);
+}
+
+/* The subcluster bitmap of cluster @i of @w after the write. */
+static uint64_t alloc_write_bitmap(BlockDriverState *bs,
+                                   const Qcow2AllocWrite *w, int i,
+                                   uint64_t old_bitmap)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cstart = w->start + (uint64_t)i * s->cluster_size;
+    uint64_t lo, hi, mask;
+
+    if (!w->by_subcluster) {
+        return QCOW_L2_BITMAP_ALL_ALLOC;
+    }
+    lo = MAX(w->cow_start, cstart);
+    hi = MIN(w->cow_end, cstart + s->cluster_size);
+    mask = qcow2_subclusters_mask((lo - cstart) >> s->subcluster_bits,
+                                  (hi - lo) >> s->subcluster_bits);
+    return (old_bitmap | mask) & ~(mask << QCOW_EXTL2_SUBCLUSTERS);
+}
+
+/*
+ * Points the L2 entries of @w at the new data (under s->lock) and frees
+ * the clusters the old entries referenced.
+ */
+static int coroutine_fn alloc_write_link(BlockDriverState *bs,
+                                         const Qcow2AllocWrite *w)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *old, *l2;
+    int l2_index, i, ret;
+
+    ret = qcow2_get_l2_for_write(bs, w->start, &l2, &l2_index);
+    if (ret < 0) {
+        return ret;
+    }
+    old = g_new(uint64_t, w->nb);
+    for (i = 0; i < w->nb; i++) {
+        old[i] = qcow2_l2_entry(s, l2, l2_index + i);
+        qcow2_set_l2_bitmap(s, l2, l2_index + i,
+                            alloc_write_bitmap(bs, w, i,
+                                               qcow2_l2_bitmap(s, l2,
+                                                               l2_index + i)));
+        qcow2_set_l2_entry(s, l2, l2_index + i,
+                           (w->host + (uint64_t)i * s->cluster_size) |
+                           QCOW_OFLAG_COPIED);
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE);
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    for (i = 0; i < w->nb; i++) {
+        QCow2ClusterType t = qcow2_get_cluster_type(bs, old[i]);
+        if (t == QCOW2_CLUSTER_COMPRESSED ||
+            ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
+             (old[i] & L2E_OFFSET_MASK) !=
+             w->host + (uint64_t)i * s->cluster_size)) {
+            qcow2_free_any_cluster(bs, old[i], QCOW2_DISCARD_OTHER);
+        }
+    }
+    g_free(old);
+    return 0;
+}
+
+/*
  * Writes guest data of [offset, offset + bytes) that needs new host
- * clusters (or a preallocated zero cluster) and links them in L2.
- * Called with s->lock held; returns with it held.  *done is set to the
- * number of bytes handled (the run may be shortened).  @flags go with the
- * data write (copy-on-write parts included).
+ * clusters (or a preallocated or partly allocated cluster) and links them
+ * in L2.  Called with s->lock held; returns with it held.  *done is set
+ * to the number of bytes handled (the run may be shortened).  @flags go
+ * with the data write (copy-on-write parts included).
  */
 static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
                                     uint64_t bytes, QCow2ClusterType type,
-                                    uint64_t l2e, QEMUIOVector *qiov,
-                                    size_t qiov_offset,
+                                    uint64_t l2e, uint64_t bitmap,
+                                    QEMUIOVector *qiov, size_t qiov_offset,
                                     BdrvRequestFlags flags, uint64_t *done)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t start = start_of_cluster(s, offset);
-    uint64_t head = offset - start;
-    int nb = DIV_ROUND_UP(head + bytes, s->cluster_size);
-    bool reuse = type == QCOW2_CLUSTER_ZERO_ALLOC &&
-                 (l2e & QCOW_OFLAG_COPIED);
-    uint64_t tail_start, tail_len, last_l2e = l2e, skip = 0;
+    Qcow2AllocWrite w;
+    uint64_t head, tail_start, tail_len, last_l2e = l2e, skip = 0;
     uint8_t *head_buf = NULL, *tail_buf = NULL;
     QCowL2Meta meta;
     QEMUIOVector wq;
-    int64_t host;
     uint64_t *l2;
-    int l2_index, i, n = nb, ret;
+    int l2_index, n, ret;
+
+    alloc_write_plan(bs, offset, &bytes, l2e, &w);
+    n = w.nb;
 
     /*
      * Make the L2 table writable (allocating it if needed) before the
      * data clusters are allocated: qemu-img does it in this order, so the
      * same writes lay out images the same way.
      */
-    ret = qcow2_get_l2_for_write(bs, start, &l2, &l2_index);
+    ret = qcow2_get_l2_for_write(bs, w.start, &l2, &l2_index);
     if (ret < 0) {
         return ret;
     }
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
 
-    if (reuse) {
-        host = l2e & L2E_OFFSET_MASK;
-    } else {
-        host = qcow2_alloc_clusters(bs, nb, &n);
-        if (host < 0) {
-            return host;
+    if (!w.reuse) {
+        w.host = qcow2_alloc_clusters(bs, w.nb, &n);
+        if (w.host < 0) {
+            return w.host;
         }
     }
-    nb = n;
-    bytes = MIN(bytes, (uint64_t)nb * s->cluster_size - head);
+    if (n < w.nb) {
+        /* Fewer contiguous clusters: the run ends at a cluster boundary. */
+        w.nb = n;
+        bytes = (uint64_t)n * s->cluster_size - (offset - w.start);
+        w.cow_end = offset + bytes;
+    }
     *done = bytes;
-    ret = qcow2_pre_write_overlap_check(bs, 0, host,
-                                        (uint64_t)nb * s->cluster_size);
+    ret = qcow2_pre_write_overlap_check(bs, 0, w.host,
+                                        (uint64_t)w.nb * s->cluster_size);
     if (ret < 0) {
         goto fail_free;
     }
-    if (type == QCOW2_CLUSTER_NORMAL) {
+    if (type == QCOW2_CLUSTER_NORMAL && !s->extended_l2) {
         /* Shared clusters of a run are host-contiguous. */
         last_l2e = (l2e & ~L2E_OFFSET_MASK) |
                    ((l2e & L2E_OFFSET_MASK) +
-                    (uint64_t)(nb - 1) * s->cluster_size);
+                    (uint64_t)(w.nb - 1) * s->cluster_size);
     }
 
-    meta.guest_offset = start;
-    meta.nb_clusters = nb;
+    meta.guest_offset = w.start;
+    meta.nb_clusters = w.nb;
     qemu_co_queue_init(&meta.waiters);
     qcow2_alloc_track_add(s, &meta);
     qemu_co_mutex_unlock(&s->lock);
 
     /* Copy-on-write of the parts of the first and last cluster we keep. */
+    head = offset - w.cow_start;
     tail_start = offset + bytes;
-    tail_len = ROUND_UP(tail_start, s->cluster_size) - tail_start;
+    tail_len = w.cow_end - tail_start;
     qemu_iovec_init(&wq, qiov->niov + 2);
-    if ((head || tail_len) && cow_reads_zero(bs, type)) {
+    if ((head || tail_len) && (w.by_subcluster || !s->extended_l2) &&
+        cow_reads_zero(bs, type)) {
         /*
-         * The kept parts read as zeroes: zero the clusters in the file
+         * The kept parts read as zeroes: zero the range in the file
          * (cheap with fallocate) instead of writing zero buffers.
          */
-        if (bdrv_co_pwrite_zeroes(bs->file, host,
-                                  (uint64_t)nb * s->cluster_size, 0) == 0) {
+        if (bdrv_co_pwrite_zeroes(bs->file,
+                                  w.host + (w.cow_start - w.start),
+                                  w.cow_end - w.cow_start, 0) == 0) {
             skip = head;
             head = 0;
             tail_len = 0;
@@ -1220,8 +1390,11 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     }
     if (head) {
         head_buf = qemu_try_memalign(4096, head);
-        ret = head_buf ? cow_read(bs, type, l2e, start, head, head_buf)
-                       : -ENOMEM;
+        ret = !head_buf ? -ENOMEM :
+              w.by_subcluster || !s->extended_l2
+              ? cow_read(bs, type, l2e, w.cow_start, head, head_buf)
+              : cow_read_subclusters(bs, l2e, bitmap, w.cow_start, head,
+                                     head_buf);
         if (ret < 0) {
             goto fail_unlocked;
         }
@@ -1230,9 +1403,11 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     qemu_iovec_concat(&wq, qiov, qiov_offset, bytes);
     if (tail_len) {
         tail_buf = qemu_try_memalign(4096, tail_len);
-        ret = tail_buf ? cow_read(bs, type, last_l2e, tail_start, tail_len,
-                                  tail_buf)
-                       : -ENOMEM;
+        ret = !tail_buf ? -ENOMEM :
+              w.by_subcluster || !s->extended_l2
+              ? cow_read(bs, type, last_l2e, tail_start, tail_len, tail_buf)
+              : cow_read_subclusters(bs, l2e, bitmap, tail_start, tail_len,
+                                     tail_buf);
         if (ret < 0) {
             goto fail_unlocked;
         }
@@ -1240,7 +1415,9 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     }
     BLKDBG_EVENT(bs->file, (head || tail_len) ? BLKDBG_COW_WRITE
                                               : BLKDBG_WRITE_AIO);
-    ret = bdrv_co_pwritev(bs->file, host + skip, wq.size, &wq, flags);
+    ret = bdrv_co_pwritev(bs->file,
+                          w.host + (w.cow_start - w.start) + skip,
+                          wq.size, &wq, flags);
     if (ret < 0) {
         goto fail_unlocked;
     }
@@ -1250,31 +1427,9 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
 
     /* Data is written: now (and only now) point the L2 entries at it. */
     qemu_co_mutex_lock(&s->lock);
-    ret = qcow2_get_l2_for_write(bs, start, &l2, &l2_index);
+    ret = alloc_write_link(bs, &w);
     if (ret < 0) {
         goto fail_locked;
-    }
-    {
-        uint64_t *old = g_new(uint64_t, nb);
-        for (i = 0; i < nb; i++) {
-            old[i] = GUINT64_FROM_BE(l2[l2_index + i]);
-            l2[l2_index + i] = GUINT64_TO_BE((host + (uint64_t)i *
-                                              s->cluster_size) |
-                                             QCOW_OFLAG_COPIED);
-        }
-        BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE);
-        qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
-        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
-        for (i = 0; i < nb; i++) {
-            QCow2ClusterType t = qcow2_get_cluster_type(bs, old[i]);
-            if (t == QCOW2_CLUSTER_COMPRESSED ||
-                ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
-                 (old[i] & L2E_OFFSET_MASK) !=
-                 host + (uint64_t)i * s->cluster_size)) {
-                qcow2_free_any_cluster(bs, old[i], QCOW2_DISCARD_OTHER);
-            }
-        }
-        g_free(old);
     }
     qcow2_alloc_track_remove(s, &meta);
     qemu_co_queue_restart_all(&meta.waiters);
@@ -1289,8 +1444,8 @@ fail_locked:
     qcow2_alloc_track_remove(s, &meta);
     qemu_co_queue_restart_all(&meta.waiters);
 fail_free:
-    if (!reuse) {
-        qcow2_free_clusters(bs, host, (uint64_t)nb * s->cluster_size,
+    if (!w.reuse) {
+        qcow2_free_clusters(bs, w.host, (uint64_t)w.nb * s->cluster_size,
                             QCOW2_DISCARD_NEVER);
     }
     return ret;
@@ -1305,7 +1460,7 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
     int ret = 0;
 
     while (bytes > 0) {
-        uint64_t cur, host, l2e, done = 0;
+        uint64_t cur, host, l2e, bitmap, done = 0;
         QCow2ClusterType type;
 
         qemu_co_mutex_lock(&s->lock);
@@ -1315,7 +1470,8 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
         }
         for (;;) {
             cur = bytes;
-            ret = qcow2_get_host_offset(bs, offset, &cur, &host, &l2e, &type);
+            ret = qcow2_get_host_offset(bs, offset, &cur, &host, &l2e,
+                                        &bitmap, &type);
             if (ret < 0) {
                 goto unlock;
             }
@@ -1344,8 +1500,8 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
             }
             done = cur;
         } else {
-            ret = write_alloc(bs, offset, cur, type, l2e, qiov, qiov_offset,
-                              flags, &done);
+            ret = write_alloc(bs, offset, cur, type, l2e, bitmap, qiov,
+                              qiov_offset, flags, &done);
             qemu_co_mutex_unlock(&s->lock);
             if (ret < 0) {
                 return ret;
@@ -1449,10 +1605,12 @@ static int coroutine_fn qcow2_co_pwritev_compressed(BlockDriverState *bs,
         qcow2_free_clusters(bs, coffset, out_len, QCOW2_DISCARD_NEVER);
     } else {
         nb_csectors = ((coffset + out_len - 1) >> 9) - (coffset >> 9);
-        old = GUINT64_FROM_BE(l2[l2_index]);
-        l2[l2_index] = GUINT64_TO_BE(QCOW_OFLAG_COMPRESSED |
-                                     (nb_csectors << s->csize_shift) |
-                                     coffset);
+        old = qcow2_l2_entry(s, l2, l2_index);
+        qcow2_set_l2_entry(s, l2, l2_index,
+                           QCOW_OFLAG_COMPRESSED |
+                           (nb_csectors << s->csize_shift) | coffset);
+        /* Reserved for compressed clusters. */
+        qcow2_set_l2_bitmap(s, l2, l2_index, 0);
         BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE_COMPRESSED);
         qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
         qcow2_cache_put(s->l2_table_cache, (void **)&l2);
@@ -1544,12 +1702,13 @@ static int coroutine_fn qcow2_co_block_status(BlockDriverState *bs,
                                               BlockDriverState **file)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t cur = bytes, host, l2e;
+    uint64_t cur = bytes, host, l2e, bitmap;
     QCow2ClusterType type;
     int ret;
 
     qemu_co_mutex_lock(&s->lock);
-    ret = qcow2_get_host_offset(bs, offset, &cur, &host, &l2e, &type);
+    ret = qcow2_get_host_offset(bs, offset, &cur, &host, &l2e, &bitmap,
+                                &type);
     qemu_co_mutex_unlock(&s->lock);
     if (ret < 0) {
         return ret;
@@ -1641,6 +1800,7 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs,
             }
         }
         ret = free_l2_tables_from(bs, qcow2_l1_size_for(s->cluster_bits,
+                                                        s->extended_l2,
                                                         offset));
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Failed to free L2 tables");
@@ -1648,6 +1808,7 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs,
         }
     } else {
         ret = qcow2_grow_l1_table(bs, qcow2_l1_size_for(s->cluster_bits,
+                                                        s->extended_l2,
                                                         offset));
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Failed to grow the L1 table");
@@ -1732,7 +1893,7 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, Error **errp)
         json_builder_add_boolean_value(b, !!(s->incompatible_features &
                                              QCOW2_INCOMPAT_CORRUPT));
         json_builder_set_member_name(b, "extended-l2");
-        json_builder_add_boolean_value(b, false);
+        json_builder_add_boolean_value(b, s->extended_l2);
     }
     json_builder_end_object(b);
     json_builder_end_object(b);
@@ -1771,6 +1932,7 @@ typedef struct Qcow2CreateParams {
     const char *backing_fmt;
     PreallocMode prealloc;
     bool lazy_refcounts;
+    bool extended_l2;
 } Qcow2CreateParams;
 
 static const CreateOptDesc qcow2_create_opts[] = {
@@ -1923,10 +2085,19 @@ static int parse_create_params(QDict *opts, Qcow2CreateParams *p,
         return -EINVAL;
     }
     p->lazy_refcounts = lazy;
-    if (ext_l2) {
-        error_setg(errp, "Extended L2 entries are not supported");
-        return -ENOTSUP;
+    if (ext_l2 && p->version < 3) {
+        error_setg(errp, "Extended L2 entries are only supported with "
+                   "compatibility level 1.1 and above (use version=v3 or "
+                   "greater)");
+        return -EINVAL;
     }
+    if (ext_l2 && p->cluster_bits < QCOW_EXTL2_MIN_CLUSTER_BITS) {
+        error_setg(errp, "Extended L2 entries are only supported with "
+                   "cluster sizes of at least %d bytes",
+                   1 << QCOW_EXTL2_MIN_CLUSTER_BITS);
+        return -EINVAL;
+    }
+    p->extended_l2 = ext_l2;
     ret = check_unsupported_create_opts(opts, encryption, errp);
     if (ret < 0) {
         return ret;
@@ -1951,7 +2122,8 @@ static int parse_create_params(QDict *opts, Qcow2CreateParams *p,
     }
     p->backing_file = qdict_get_try_str(opts, "backing_file");
     p->backing_fmt = qdict_get_try_str(opts, "backing_fmt");
-    if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF) {
+    if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF &&
+        !p->extended_l2) {
         error_setg(errp, "Backing file and preallocation can only be used "
                    "at the same time if extended_l2 is on");
         return -EINVAL;
@@ -2004,7 +2176,8 @@ static int write_new_image(BlockBackend *blk, Qcow2CreateParams *p,
                            Error **errp)
 {
     int64_t cs = 1LL << p->cluster_bits;
-    uint64_t l1_size = qcow2_l1_size_for(p->cluster_bits, p->size);
+    uint64_t l1_size = qcow2_l1_size_for(p->cluster_bits, p->extended_l2,
+                                         p->size);
     int refcount_block_bits = p->cluster_bits + 3 - p->refcount_order;
     uint8_t *buf;
     int ret;
@@ -2059,6 +2232,7 @@ static int write_new_image(BlockBackend *blk, Qcow2CreateParams *p,
     be64_put(buf + 48, cs);
     be32_put(buf + 56, 1);
     if (p->version >= 3) {
+        be64_put(buf + 72, p->extended_l2 ? QCOW2_INCOMPAT_EXTL2 : 0);
         be64_put(buf + 80, p->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS
                                              : 0);
         be32_put(buf + 96, p->refcount_order);
@@ -2107,9 +2281,15 @@ static int coroutine_fn qcow2_do_prealloc(void *opaque)
             break;
         }
         for (i = 0; i < n; i++) {
-            l2[l2_index + i] = GUINT64_TO_BE((host + (uint64_t)i *
-                                              s->cluster_size) |
-                                             QCOW_OFLAG_COPIED);
+            /*
+             * With extended L2 entries the subclusters stay unallocated:
+             * they read as before (zeroes or the backing file) and the
+             * first write of each takes the preallocated space.
+             */
+            qcow2_set_l2_entry(s, l2, l2_index + i,
+                               (host + (uint64_t)i * s->cluster_size) |
+                               QCOW_OFLAG_COPIED);
+            qcow2_set_l2_bitmap(s, l2, l2_index + i, 0);
         }
         qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
         qcow2_cache_put(s->l2_table_cache, (void **)&l2);
@@ -2350,6 +2530,15 @@ static int coroutine_fn amend_downgrade(BlockDriverState *bs, Error **errp)
         error_setg(errp, "Cannot downgrade an image with the dirty bit set");
         return -ENOTSUP;
     }
+    if (s->incompatible_features & ~(QCOW2_INCOMPAT_DIRTY |
+                                     QCOW2_INCOMPAT_CORRUPT)) {
+        error_setg(errp, "Cannot downgrade an image with incompatible "
+                   "features %#" PRIx64 " set",
+                   (uint64_t)(s->incompatible_features &
+                              ~(QCOW2_INCOMPAT_DIRTY |
+                                QCOW2_INCOMPAT_CORRUPT)));
+        return -ENOTSUP;
+    }
     ret = expand_zero_clusters(bs);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to turn zero clusters into "
@@ -2550,16 +2739,17 @@ static int coroutine_fn qcow2_co_amend(BlockDriverState *bs, QDict *opts,
 /* ---- measure ---- */
 
 static uint64_t prealloc_size(uint64_t size, int cluster_bits,
-                              int refcount_order)
+                              bool extended_l2, int refcount_order)
 {
     int64_t cs = 1LL << cluster_bits;
+    int entry = extended_l2 ? 16 : 8;
     uint64_t aligned = ROUND_UP(size, cs);
     uint64_t meta = cs;         /* header */
     uint64_t l2_entries, l1_entries;
 
-    l2_entries = ROUND_UP(aligned / cs, cs / 8);
-    meta += l2_entries * 8;
-    l1_entries = ROUND_UP(l2_entries * 8 / cs, cs / 8);
+    l2_entries = ROUND_UP(aligned / cs, cs / entry);
+    meta += l2_entries * entry;
+    l1_entries = ROUND_UP(l2_entries * entry / cs, cs / 8);
     meta += l1_entries * 8;
     meta += qcow2_refcount_metadata_size((meta + aligned) / cs, cs,
                                          refcount_order);
@@ -2616,7 +2806,7 @@ static int qcow2_measure(QDict *opts, BlockDriverState *in_bs,
         data = ROUND_UP(size, 1LL << p.cluster_bits);
     }
     info->fully_allocated = prealloc_size(size, p.cluster_bits,
-                                          p.refcount_order);
+                                          p.extended_l2, p.refcount_order);
     info->required = info->fully_allocated -
                      ROUND_UP(size, 1LL << p.cluster_bits) + data;
     info->bitmaps = in_bs ? qcow2_persistent_bitmaps_size(in_bs,

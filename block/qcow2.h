@@ -45,7 +45,9 @@
 #define QCOW2_INCOMPAT_COMPRESSION      (1ULL << 3)
 #define QCOW2_INCOMPAT_EXTL2            (1ULL << 4)
 /* The incompatible bits we can open (dirty and corrupt are handled). */
-#define QCOW2_INCOMPAT_SUPPORTED  (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT)
+#define QCOW2_INCOMPAT_SUPPORTED  (QCOW2_INCOMPAT_DIRTY | \
+                                   QCOW2_INCOMPAT_CORRUPT | \
+                                   QCOW2_INCOMPAT_EXTL2)
 
 #define QCOW2_COMPAT_LAZY_REFCOUNTS     (1ULL << 0)
 #define QCOW2_AUTOCLEAR_BITMAPS         (1ULL << 0)
@@ -61,6 +63,17 @@
 /* Bits that must be zero in a standard L2 entry (besides zero flag). */
 #define L2E_STD_RESERVED_MASK   0x3f000000000001feULL
 #define L1E_RESERVED_MASK       0x7f000000000001ffULL
+
+/*
+ * Extended L2 entries: 32 subclusters per cluster; the second half of an
+ * entry has one "allocated" bit per subcluster (bits 0-31) and one
+ * "reads as zeroes" bit (bits 32-63).
+ */
+#define QCOW_EXTL2_SUBCLUSTERS  32
+#define QCOW_EXTL2_SUBCLUSTER_SHIFT 5   /* log2 of the above */
+#define QCOW_EXTL2_MIN_CLUSTER_BITS 14
+#define QCOW_L2_BITMAP_ALL_ALLOC 0x00000000ffffffffULL
+#define QCOW_L2_BITMAP_ALL_ZERO  0xffffffff00000000ULL
 
 /* Each compressed cluster counts one reference on every cluster it spans. */
 #define QCOW2_COMPRESSED_SECTOR_SIZE 512
@@ -172,6 +185,13 @@ typedef struct BDRVQcow2State {
     int cluster_size;
     int l2_bits;                /* log2 of L2 entries per table */
     int l2_size;                /* L2 entries per table */
+    /*
+     * Extended L2 entries (16 bytes: entry, then subcluster bitmap).
+     * Without them a subcluster is the whole cluster.
+     */
+    bool extended_l2;
+    int subcluster_bits;
+    int subcluster_size;
     int csize_shift;            /* compressed descriptor layout */
     uint64_t csize_mask;
     uint64_t cluster_offset_mask;
@@ -270,11 +290,55 @@ static inline int offset_to_l2_index(BDRVQcow2State *s, uint64_t offset)
     return (offset >> s->cluster_bits) & (s->l2_size - 1);
 }
 
-/* L1 entries needed for a disk of @size bytes. */
-static inline uint64_t qcow2_l1_size_for(int cluster_bits, uint64_t size)
+/* log2 of the bytes of disk one L2 table maps. */
+static inline int qcow2_l2_cover_bits(int cluster_bits, bool extended_l2)
 {
-    uint64_t l2_cover = 1ULL << (cluster_bits * 2 - 3);
-    return DIV_ROUND_UP(size, l2_cover);
+    return cluster_bits * 2 - (extended_l2 ? 4 : 3);
+}
+
+/* L1 entries needed for a disk of @size bytes. */
+static inline uint64_t qcow2_l1_size_for(int cluster_bits, bool extended_l2,
+                                         uint64_t size)
+{
+    return DIV_ROUND_UP(size, 1ULL << qcow2_l2_cover_bits(cluster_bits,
+                                                          extended_l2));
+}
+
+/*
+ * L2 table access by entry index: @l2 is a table as cached (big endian).
+ * Without extended L2 entries the bitmap reads as 0 and is not stored.
+ */
+static inline uint64_t qcow2_l2_entry(BDRVQcow2State *s, const uint64_t *l2,
+                                      int i)
+{
+    return GUINT64_FROM_BE(l2[(size_t)i << s->extended_l2]);
+}
+
+static inline void qcow2_set_l2_entry(BDRVQcow2State *s, uint64_t *l2, int i,
+                                      uint64_t e)
+{
+    l2[(size_t)i << s->extended_l2] = GUINT64_TO_BE(e);
+}
+
+static inline uint64_t qcow2_l2_bitmap(BDRVQcow2State *s, const uint64_t *l2,
+                                       int i)
+{
+    return s->extended_l2 ? GUINT64_FROM_BE(l2[(size_t)i * 2 + 1]) : 0;
+}
+
+static inline void qcow2_set_l2_bitmap(BDRVQcow2State *s, uint64_t *l2, int i,
+                                       uint64_t bitmap)
+{
+    if (s->extended_l2) {
+        l2[(size_t)i * 2 + 1] = GUINT64_TO_BE(bitmap);
+    }
+}
+
+/* The "allocated" bits of subclusters [first, first + n). */
+static inline uint64_t qcow2_subclusters_mask(int first, int n)
+{
+    return n == QCOW_EXTL2_SUBCLUSTERS ? QCOW_L2_BITMAP_ALL_ALLOC
+                                       : ((1ULL << n) - 1) << first;
 }
 
 /* Sets the refcount width (2^order bits) and the values derived from it. */
@@ -290,6 +354,22 @@ static inline void qcow2_refcount_set_order(BDRVQcow2State *s, int order)
 
 QCow2ClusterType qcow2_get_cluster_type(BlockDriverState *bs,
                                         uint64_t l2_entry);
+/*
+ * The type of subcluster @sc of a cluster with extended L2 entry
+ * (@l2_entry, @bitmap), read-wise: an unallocated subcluster of a cluster
+ * with a host offset is QCOW2_CLUSTER_UNALLOCATED.  Returns -EIO on a
+ * bitmap that contradicts itself or the entry.
+ */
+int qcow2_get_subcluster_type(BlockDriverState *bs, uint64_t l2_entry,
+                              uint64_t bitmap, int sc,
+                              QCow2ClusterType *type);
+/*
+ * The type of subcluster @sc of (@l2_entry, @bitmap) and the number of
+ * subclusters from there to the end of the cluster that share it (at
+ * least 1), or -EIO as qcow2_get_subcluster_type().
+ */
+int qcow2_subcluster_run(BlockDriverState *bs, uint64_t l2_entry,
+                         uint64_t bitmap, int sc, QCow2ClusterType *type);
 
 /* Host byte range of a compressed cluster's data. */
 void qcow2_parse_compressed_l2_entry(BlockDriverState *bs, uint64_t l2_entry,
@@ -413,15 +493,19 @@ void qcow2_refblock_set(void *refblock, int refcount_order, uint64_t index,
 /* ---- qcow2-cluster.c ---- */
 
 /*
- * Looks up guest @offset: returns the cluster type of the first cluster
- * and, in *bytes (in: at most, out: how many), the length of the run of
- * clusters with the same type (and contiguous host offsets for normal
- * clusters) inside one L2 table.  *host is the host offset of @offset for
- * normal/zero-alloc runs; *l2_entry is the first cluster's entry.
+ * Looks up guest @offset: returns the type of its (sub)cluster and, in
+ * *bytes (in: at most, out: how many), the length of the run with the
+ * same type (and contiguous host offsets for normal clusters) inside one
+ * L2 table.  *host is the host offset of @offset for normal/zero-alloc
+ * runs; *l2_entry and *l2_bitmap are the first cluster's entry and
+ * subcluster bitmap (0 without extended L2 entries).  With extended L2
+ * entries a run goes past the first cluster only through clusters whose
+ * subclusters are all alike.
  */
 int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
                                        uint64_t *bytes, uint64_t *host,
                                        uint64_t *l2_entry,
+                                       uint64_t *l2_bitmap,
                                        QCow2ClusterType *type);
 /* Loads (and makes writable: allocating or copying) the L2 table of @offset. */
 int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,

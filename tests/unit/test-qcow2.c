@@ -770,8 +770,6 @@ static void test_hostile_headers(void)
         { 56, 4, 0, "Image does not contain a reference count table" },
         { 72, 8, 1ULL << 40, "Unsupported qcow2 feature(s): Unknown "
                              "incompatible feature: 10000000000" },
-        { 72, 8, 1ULL << 4, "Unsupported qcow2 feature(s): extended L2 "
-                            "entries" },
         { 72, 8, 1ULL << 2, "Unsupported qcow2 feature(s): external data "
                             "file" },
         { 96, 4, 7, "Reference count entry width too large" },
@@ -1101,6 +1099,127 @@ static void test_qemu_written_image(void)
     g_free(path);
 }
 
+/*
+ * L2 entry @index of the first L2 table of @blk's image @path, and its
+ * subcluster bitmap, as on disk after a flush.
+ */
+static void extl2_entry(BlockBackend *blk, const char *path, int index,
+                        uint64_t *entry, uint64_t *bitmap)
+{
+    uint64_t l1, l2;
+
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    l1 = file_be64(path, 40);
+    l2 = file_be64(path, l1) & 0x00fffffffffffe00ULL;
+    g_assert_cmpint(l2, !=, 0);
+    *entry = file_be64(path, l2 + index * 16);
+    *bitmap = file_be64(path, l2 + index * 16 + 8);
+}
+
+/*
+ * Extended L2 entries (64 KiB clusters, 2 KiB subclusters) over a
+ * backing file: writes allocate only the subclusters they touch, and
+ * every part of the disk reads as the model says.
+ */
+static void test_extended_l2(void)
+{
+    char *base = tmp_path("xbase.qcow2");
+    char *top = tmp_path("xtop.qcow2");
+    char *small = tmp_path("xsmall.qcow2");
+    uint8_t *model = g_malloc(1 * MiB), *got = g_malloc(1 * MiB);
+    uint64_t e, b, host;
+    BlockBackend *blk;
+    Error *err = NULL;
+    QDict *opts;
+    char *o;
+
+    create_image(base, 1 * MiB, NULL);
+    blk = open_image(base, BDRV_O_RDWR);
+    write_pattern(blk, 0, 1 * MiB, 41);
+    blk_unref(blk);
+    fill(model, 1 * MiB, 41);
+
+    o = g_strdup_printf("extended_l2=on,backing_file=%s,backing_fmt=qcow2",
+                        base);
+    create_image(top, 1 * MiB, o);
+    g_free(o);
+    blk = open_image(top, BDRV_O_RDWR | BDRV_O_UNMAP);
+    /* Subclusters 2-3 of cluster 0, in a cluster without a host offset. */
+    write_pattern(blk, 4 * KiB, 4 * KiB, 42);
+    fill(model + 4 * KiB, 4 * KiB, 42);
+    extl2_entry(blk, top, 0, &e, &b);
+    g_assert_cmphex(b, ==, 0xcULL);
+    host = e & ~(1ULL << 63);          /* OFLAG_COPIED */
+    /* Part of subcluster 16: the rest of it comes from the backing file. */
+    write_pattern(blk, 32 * KiB + 512, 1 * KiB, 43);
+    fill(model + 32 * KiB + 512, 1 * KiB, 43);
+    extl2_entry(blk, top, 0, &e, &b);
+    g_assert_cmphex(b, ==, 0x1000cULL);
+    g_assert_cmphex(e, ==, host | (1ULL << 63));
+    /* Across clusters 1 and 2: subcluster 31, then 0-2. */
+    write_pattern(blk, 126 * KiB, 8 * KiB, 44);
+    fill(model + 126 * KiB, 8 * KiB, 44);
+    extl2_entry(blk, top, 1, &e, &b);
+    g_assert_cmphex(b, ==, 1ULL << 31);
+    extl2_entry(blk, top, 2, &e, &b);
+    g_assert_cmphex(b, ==, 0x7ULL);
+    /* Whole clusters zeroed and discarded hide the backing file. */
+    g_assert_cmpint(blk_pwrite_zeroes(blk, 192 * KiB, 64 * KiB, 0), ==, 0);
+    memset(model + 192 * KiB, 0, 64 * KiB);
+    extl2_entry(blk, top, 3, &e, &b);
+    g_assert_cmphex(b, ==, 0xffffffff00000000ULL);
+    g_assert_cmpint(blk_pdiscard(blk, 256 * KiB, 64 * KiB), ==, 0);
+    memset(model + 256 * KiB, 0, 64 * KiB);
+    /* A write into a zeroed cluster allocates past the zero bits. */
+    write_pattern(blk, 194 * KiB, 2 * KiB, 45);
+    fill(model + 194 * KiB, 2 * KiB, 45);
+    extl2_entry(blk, top, 3, &e, &b);
+    g_assert_cmphex(b, ==, 0xfffffffd00000002ULL);
+    g_assert_cmpint(blk_pread(blk, 0, 1 * MiB, got, 0), ==, 0);
+    g_assert_true(memcmp(got, model, 1 * MiB) == 0);
+    blk_unref(blk);
+
+    blk = open_image(top, 0);
+    g_assert_cmpint(blk_pread(blk, 0, 1 * MiB, got, 0), ==, 0);
+    g_assert_true(memcmp(got, model, 1 * MiB) == 0);
+    blk_unref(blk);
+    assert_clean(top);
+    assert_qemu_check_clean(top);
+    if (have_qemu()) {
+        char *raw = tmp_path("xmodel.raw");
+        g_file_set_contents(raw, (char *)model, 1 * MiB, NULL);
+        g_assert_cmpint(run(NULL, "qemu-img compare -f qcow2 -F raw "
+                            "'%s' '%s'", top, raw), ==, 0);
+        unlink(raw);
+        g_free(raw);
+    }
+
+    /* Subclusters must be at least 512 bytes, as in QEMU. */
+    opts = qdict_new();
+    qdict_put_int(opts, "size", 1 * MiB);
+    qdict_put_str(opts, "cluster_size", "8k");
+    qdict_put_str(opts, "extended_l2", "on");
+    g_assert_cmpint(bdrv_create(bdrv_find_format("qcow2"), small, opts, &err),
+                    <, 0);
+    g_assert_cmpstr(error_get_pretty(err), ==, "Extended L2 entries are only "
+                    "supported with cluster sizes of at least 16384 bytes");
+    error_free(err);
+    err = NULL;
+    qobject_unref(opts);
+    create_image(small, 1 * MiB, "cluster_size=8k");
+    file_put_be64(small, 72, 1ULL << 4);    /* extended L2 entries */
+    g_assert_null(open_image_opts(small, 0, NULL, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==,
+                    "Unsupported subcluster size: 256");
+    error_free(err);
+
+    g_free(model);
+    g_free(got);
+    g_free(base);
+    g_free(top);
+    g_free(small);
+}
+
 static void test_bad_options(void)
 {
     char *path = tmp_path("opts.qcow2");
@@ -1300,6 +1419,7 @@ int main(int argc, char **argv)
                     test_overlap_l2_on_reftable);
     g_test_add_func("/qcow2/lazy-refcounts", test_lazy_refcounts);
     g_test_add_func("/qcow2/options", test_bad_options);
+    g_test_add_func("/qcow2/extended-l2", test_extended_l2);
 
     ret = g_test_run();
     run(NULL, "rm -rf '%s'", tmpdir);
