@@ -13,6 +13,8 @@
 #include "block-trace.h"
 
 #define BLOCK_COPY_MIN_CLUSTER_SIZE (64 * KiB)
+/* The smallest copy into a target that allocates subclusters. */
+#define BLOCK_COPY_MIN_SUBCLUSTER_SIZE (4 * KiB)
 #define BLOCK_COPY_DEFAULT_CHUNK    (1 * MiB)
 #define BLOCK_COPY_DEFAULT_WORKERS  64
 #define BLOCK_COPY_DEFAULT_MEM      (128 * MiB)
@@ -169,7 +171,18 @@ BlockCopyState *block_copy_state_new(BdrvChild *source, BdrvChild *target,
         return NULL;
     }
     memset(&bdi, 0, sizeof(bdi));
-    if (bdrv_get_info(target->bs, &bdi) >= 0 && bdi.cluster_size > 0) {
+    if (bdrv_get_info(target->bs, &bdi) >= 0 && !opts->compress &&
+        bdi.subcluster_size > 0 && bdi.subcluster_size < bdi.cluster_size) {
+        /*
+         * A copy of part of a cluster costs such a target neither a read
+         * of the rest (from its backing file) nor a write of it: copy at
+         * the subcluster size, so that copy-before-write moves what a
+         * small guest write touches rather than a whole cluster.  (A
+         * compressed write is a whole cluster.)
+         */
+        cluster_size = MAX(BLOCK_COPY_MIN_SUBCLUSTER_SIZE,
+                           (int64_t)pow2ceil(bdi.subcluster_size));
+    } else if (bdi.cluster_size > 0) {
         cluster_size = MAX(cluster_size, (int64_t)pow2ceil(bdi.cluster_size));
     }
     cluster_size = MAX(cluster_size, opts->min_cluster_size);

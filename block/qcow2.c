@@ -1855,6 +1855,7 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     int64_t span = (int64_t)s->cluster_size * s->l2_size;
 
     bdi->cluster_size = s->cluster_size;
+    bdi->subcluster_size = s->extended_l2 ? s->subcluster_size : 0;
     bdi->is_dirty = !!(s->incompatible_features & QCOW2_INCOMPAT_DIRTY);
     bdi->vm_state_offset = DIV_ROUND_UP(bs->total_sectors * BDRV_SECTOR_SIZE,
                                         span) * span;

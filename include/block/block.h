@@ -101,6 +101,11 @@ typedef struct BdrvCheckResult {
 
 typedef struct BlockDriverInfo {
     int cluster_size;           /* 0 if not applicable */
+    /*
+     * The unit the image allocates in, if smaller than a cluster (qcow2
+     * extended L2 entries); 0 otherwise.
+     */
+    int subcluster_size;
     int64_t vm_state_offset;    /* where saved VM state would start; 0: none */
     bool is_dirty;
 } BlockDriverInfo;

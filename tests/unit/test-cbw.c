@@ -515,9 +515,51 @@ static void test_open_errors(void)
     bdrv_unref(small_bs);
 }
 
-/* qcow2 on both sides, guest writers through the filter, background run. */
-static void test_qcow2_point_in_time(void)
+/*
+ * Copy-before-write of one 4 KiB guest write into a target with extended
+ * L2 entries: only those 4 KiB reach the target (the rest of the cluster
+ * stays unallocated there), and they hold the old data.
+ */
+static void assert_cbw_copies_subclusters(BlockDriverState *cbw_bs,
+                                          BlockDriverState *tgt_bs,
+                                          const uint8_t *orig)
 {
+    BlockBackend *guest = backend_on(cbw_bs);
+    BlockBackend *tgt = backend_on(tgt_bs);
+    uint8_t buf[4096];
+    int64_t pnum;
+    int ret;
+
+    g_assert_cmpint(block_copy_cluster_size(cbw_get_block_copy_state(cbw_bs)),
+                    ==, 4 * KiB);
+    memset(buf, 0xee, sizeof(buf));
+    g_assert_cmpint(blk_pwrite(guest, 64 * KiB + 8 * KiB, sizeof(buf), buf,
+                               0), ==, 0);
+    ret = bdrv_block_status(tgt_bs, 64 * KiB, 64 * KiB, &pnum, NULL, NULL);
+    g_assert_false(ret & BDRV_BLOCK_ALLOCATED);
+    g_assert_cmpint(pnum, ==, 8 * KiB);
+    ret = bdrv_block_status(tgt_bs, 64 * KiB + 8 * KiB, 56 * KiB, &pnum,
+                            NULL, NULL);
+    g_assert_true(ret & BDRV_BLOCK_ALLOCATED);
+    g_assert_cmpint(pnum, ==, 4 * KiB);
+    ret = bdrv_block_status(tgt_bs, 64 * KiB + 12 * KiB, 52 * KiB, &pnum,
+                            NULL, NULL);
+    g_assert_false(ret & BDRV_BLOCK_ALLOCATED);
+    g_assert_cmpint(pnum, ==, 52 * KiB);
+    g_assert_cmpint(blk_pread(tgt, 64 * KiB + 8 * KiB, sizeof(buf), buf, 0),
+                    ==, 0);
+    g_assert_true(memcmp(buf, orig + 64 * KiB + 8 * KiB, sizeof(buf)) == 0);
+    blk_unref(tgt);
+    blk_unref(guest);
+}
+
+/*
+ * qcow2 on both sides, guest writers through the filter, background run;
+ * @opaque: the target has extended L2 entries.
+ */
+static void test_qcow2_point_in_time(gconstpointer opaque)
+{
+    bool extended_l2 = GPOINTER_TO_INT(opaque);
     g_autofree char *dir = g_dir_make_tmp("test-cbw-XXXXXX", NULL);
     g_autofree char *src_path = g_build_filename(dir, "src.qcow2", NULL);
     g_autofree char *tgt_path = g_build_filename(dir, "tgt.qcow2", NULL);
@@ -539,6 +581,7 @@ static void test_qcow2_point_in_time(void)
     qdict_put_int(create, "size", IMG_SIZE);
     g_assert_cmpint(bdrv_create(bdrv_find_format("qcow2"), src_path, create,
                                 &error_abort), ==, 0);
+    qdict_put_str(create, "extended_l2", extended_l2 ? "on" : "off");
     g_assert_cmpint(bdrv_create(bdrv_find_format("qcow2"), tgt_path, create,
                                 &error_abort), ==, 0);
     qobject_unref(create);
@@ -560,6 +603,12 @@ static void test_qcow2_point_in_time(void)
     cbw_bs = open_json("{\"driver\": \"copy-before-write\", "
                        "\"node-name\": \"qcbw\", \"file\": \"qsrc\", "
                        "\"target\": \"qtgt\"}", &error_abort);
+    if (extended_l2) {
+        assert_cbw_copies_subclusters(cbw_bs, tgt_bs, orig);
+    } else {
+        g_assert_cmpint(block_copy_cluster_size(
+                            cbw_get_block_copy_state(cbw_bs)), ==, 64 * KiB);
+    }
     guest = backend_on(cbw_bs);
     r = (RunCo) { .bcs = cbw_get_block_copy_state(cbw_bs) };
     qemu_coroutine_enter(qemu_coroutine_create(run_co_entry, &r));
@@ -616,6 +665,9 @@ int main(int argc, char **argv)
     g_test_add_func("/cbw/cbw-timeout", test_cbw_timeout);
     g_test_add_func("/cbw/open/bitmap", test_bitmap_option);
     g_test_add_func("/cbw/open/errors", test_open_errors);
-    g_test_add_func("/cbw/qcow2-point-in-time", test_qcow2_point_in_time);
+    g_test_add_data_func("/cbw/qcow2-point-in-time",
+                         GINT_TO_POINTER(false), test_qcow2_point_in_time);
+    g_test_add_data_func("/cbw/qcow2-point-in-time/extended-l2",
+                         GINT_TO_POINTER(true), test_qcow2_point_in_time);
     return g_test_run();
 }
