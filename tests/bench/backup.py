@@ -58,8 +58,11 @@ DOC_END = '<!-- bench-results:end -->'
 WRITERS = (('4k rand qd1', 'randwrite', '4k', 1),
            ('4k rand qd16', 'randwrite', '4k', 16),
            ('64k seq qd16', 'write', '64k', 16))
+# 'none-xl2': the same fleecing node created with extended L2 entries
+# (qemu-img create -o extended_l2=on), the same image on both sides.
 WRITE_MODES = (('idle', 'no job'),
                ('none', 'sync=none backup into a fleecing node'),
+               ('none-xl2', 'sync=none, fleecing node with extended L2'),
                ('full', 'sync=full backup'))
 
 
@@ -164,12 +167,14 @@ def drop_caches(disk):
     disk.settle()
 
 
-def qemu_img_create(path, size, backing=None):
+def qemu_img_create(path, size, backing=None, extended_l2=False):
     if os.path.exists(path):
         os.unlink(path)
     argv = ['qemu-img', 'create', '-q', '-f', 'qcow2']
     if backing:
         argv += ['-F', 'qcow2', '-b', backing]
+    if extended_l2:
+        argv += ['-o', 'extended_l2=on']
     run(argv + [path, str(size)])
 
 
@@ -736,8 +741,9 @@ class Bench:
                 def one(d, row=row, rw=rw, bs=bs, depth=depth, mode=mode):
                     # The target replaces the previous run's, and the disk
                     # settles from that before anything is timed.
-                    if mode == 'none':
-                        qemu_img_create(tmp, self.size, backing=self.qcow2)
+                    if mode.startswith('none'):
+                        qemu_img_create(tmp, self.size, backing=self.qcow2,
+                                        extended_l2=mode == 'none-xl2')
                     elif mode == 'full':
                         qemu_img_create(tgt, self.size)
                     drop_caches(self.disk)
@@ -748,7 +754,7 @@ class Bench:
                         # backup already runs, so the export comes first on
                         # both sides.
                         uri = d.export('src', writable=True)
-                        if mode == 'none':
+                        if mode.startswith('none'):
                             add_image(d, 'fleece', 'qcow2', tmp, True,
                                       backing='src')
                             d.cmd('blockdev-backup', device='src',
