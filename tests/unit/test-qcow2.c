@@ -115,6 +115,17 @@ static void write_pattern(BlockBackend *blk, int64_t off, size_t len,
     g_free(buf);
 }
 
+/* A 1 MiB image (a backing file) filled with the pattern of @seed. */
+static void create_filled_base(const char *path, uint64_t seed)
+{
+    BlockBackend *blk;
+
+    create_image(path, 1 * MiB, NULL);
+    blk = open_image(path, BDRV_O_RDWR);
+    write_pattern(blk, 0, 1 * MiB, seed);
+    blk_unref(blk);
+}
+
 static BdrvCheckResult check_image(const char *path, BdrvCheckMode fix)
 {
     BdrvCheckResult res = { 0 };
@@ -445,10 +456,7 @@ static void test_backing(void)
     BlockBackend *blk;
     char *opts;
 
-    create_image(base, 1 * MiB, NULL);
-    blk = open_image(base, BDRV_O_RDWR);
-    write_pattern(blk, 0, 1 * MiB, 21);
-    blk_unref(blk);
+    create_filled_base(base, 21);
 
     /* The overlay is larger than its base: reads past it are zero. */
     opts = g_strdup_printf("backing_file=%s,backing_fmt=qcow2", base);
@@ -581,10 +589,7 @@ static void test_l2_group_alloc(void)
     char *opts;
     int i;
 
-    create_image(base, 1 * MiB, NULL);
-    blk = open_image(base, BDRV_O_RDWR);
-    write_pattern(blk, 0, 1 * MiB, 41);
-    blk_unref(blk);
+    create_filled_base(base, 41);
 
     opts = g_strdup_printf("backing_file=%s,backing_fmt=qcow2,"
                            "cluster_size=512", base);
@@ -1133,10 +1138,7 @@ static void test_extended_l2(void)
     QDict *opts;
     char *o;
 
-    create_image(base, 1 * MiB, NULL);
-    blk = open_image(base, BDRV_O_RDWR);
-    write_pattern(blk, 0, 1 * MiB, 41);
-    blk_unref(blk);
+    create_filled_base(base, 41);
     fill(model, 1 * MiB, 41);
 
     o = g_strdup_printf("extended_l2=on,backing_file=%s,backing_fmt=qcow2",
