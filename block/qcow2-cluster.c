@@ -745,6 +745,37 @@ int coroutine_fn qcow2_cluster_zeroize(BlockDriverState *bs, uint64_t offset,
                               bs->backing != NULL, QCOW2_DISCARD_REQUEST);
 }
 
+int coroutine_fn qcow2_subcluster_zeroize(BlockDriverState *bs,
+                                          uint64_t offset, uint64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int first = offset_into_cluster(s, offset) >> s->subcluster_bits;
+    int n = DIV_ROUND_UP(bytes, s->subcluster_size);
+    uint64_t *l2, e, bitmap, mask;
+    int l2_index, ret;
+
+    assert(s->extended_l2);
+    ret = qcow2_get_l2_for_write(bs, offset, &l2, &l2_index);
+    if (ret < 0) {
+        return ret;
+    }
+    e = qcow2_l2_entry(s, l2, l2_index);
+    if ((e & QCOW_OFLAG_COMPRESSED) ||
+        ((e & L2E_OFFSET_MASK) && !(e & QCOW_OFLAG_COPIED))) {
+        /* The other subclusters' data is not ours alone to keep. */
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        return -ENOTSUP;
+    }
+    mask = qcow2_subclusters_mask(first, n);
+    bitmap = qcow2_l2_bitmap(s, l2, l2_index);
+    qcow2_set_l2_bitmap(s, l2, l2_index,
+                        (bitmap & ~mask) | (mask << QCOW_EXTL2_SUBCLUSTERS));
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE);
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    return 0;
+}
+
 int coroutine_fn qcow2_decompress_cluster(BlockDriverState *bs,
                                           uint64_t l2_entry, uint8_t *out)
 {

@@ -992,7 +992,7 @@ static void qcow2_refresh_limits(BlockDriverState *bs, Error **errp)
 
     bs->bl.request_alignment = 1;
     bs->bl.pdiscard_alignment = s->cluster_size;
-    bs->bl.pwrite_zeroes_alignment = s->cluster_size;
+    bs->bl.pwrite_zeroes_alignment = s->subcluster_size;
 }
 
 /* ---- reads ---- */
@@ -1632,24 +1632,40 @@ static int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs,
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t end = offset + bytes;
-    int ret;
+    uint64_t first = start_of_cluster(s, offset);
+    int ret = 0;
 
     if (s->qcow_version < 3) {
         return -ENOTSUP;
     }
-    /* Only whole clusters (a partial last cluster of the disk counts). */
-    if (offset_into_cluster(s, offset) ||
-        (offset_into_cluster(s, end) && end != s->size)) {
+    /*
+     * Only whole subclusters (clusters without extended L2 entries); a
+     * partial last one of the disk counts.
+     */
+    if ((offset & (s->subcluster_size - 1)) ||
+        ((end & (s->subcluster_size - 1)) && end != s->size)) {
         return -ENOTSUP;
     }
     qemu_co_mutex_lock(&s->lock);
     if (s->corrupt_stop) {
-        ret = -EIO;
-    } else {
-        qcow2_wait_for_allocs(bs, offset, bytes);
-        ret = qcow2_cluster_zeroize(bs, offset,
-                                    ROUND_UP(end, s->cluster_size) - offset,
-                                    flags & BDRV_REQ_MAY_UNMAP);
+        qemu_co_mutex_unlock(&s->lock);
+        return -EIO;
+    }
+    qcow2_wait_for_allocs(bs, first, ROUND_UP(end, s->cluster_size) - first);
+    while (offset < end && ret == 0) {
+        uint64_t next = start_of_cluster(s, offset) + s->cluster_size;
+
+        if (offset_into_cluster(s, offset) || (end < next && end != s->size)) {
+            /* Part of a cluster: only with extended L2 entries. */
+            next = MIN(next, end);
+            ret = qcow2_subcluster_zeroize(bs, offset, next - offset);
+        } else {
+            next = end == s->size ? ROUND_UP(end, s->cluster_size)
+                                  : start_of_cluster(s, end);
+            ret = qcow2_cluster_zeroize(bs, offset, next - offset,
+                                        flags & BDRV_REQ_MAY_UNMAP);
+        }
+        offset = next;
     }
     qemu_co_mutex_unlock(&s->lock);
     return ret;

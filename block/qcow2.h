@@ -513,6 +513,13 @@ int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs, uint64_t offset,
 int coroutine_fn qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size);
 /* Writes L1 entry @l1_index (and its sector neighbours) to disk. */
 int coroutine_fn qcow2_write_l1_entry(BlockDriverState *bs, int l1_index);
+/*
+ * With extended L2 entries: marks subclusters [offset, offset + bytes)
+ * of one cluster as reading zeroes (their host space, if any, stays with
+ * the cluster).  -ENOTSUP if the cluster is compressed or shared.
+ */
+int coroutine_fn qcow2_subcluster_zeroize(BlockDriverState *bs,
+                                          uint64_t offset, uint64_t bytes);
 /* Sets L2 entries of [offset, offset + bytes) (whole clusters) to zero or unallocated. */
 int coroutine_fn qcow2_cluster_discard(BlockDriverState *bs, uint64_t offset,
                                        uint64_t bytes, bool full_discard,

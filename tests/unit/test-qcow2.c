@@ -1123,8 +1123,9 @@ static void extl2_entry(BlockBackend *blk, const char *path, int index,
 
 /*
  * Extended L2 entries (64 KiB clusters, 2 KiB subclusters) over a
- * backing file: writes allocate only the subclusters they touch, and
- * every part of the disk reads as the model says.
+ * backing file: writes allocate only the subclusters they touch, zero
+ * writes set only their subclusters' zero bits, and every part of the
+ * disk reads as the model says.
  */
 static void test_extended_l2(void)
 {
@@ -1177,6 +1178,17 @@ static void test_extended_l2(void)
     fill(model + 194 * KiB, 2 * KiB, 45);
     extl2_entry(blk, top, 3, &e, &b);
     g_assert_cmphex(b, ==, 0xfffffffd00000002ULL);
+    /* Zero writes of subclusters, allocated or not, with a host or not. */
+    g_assert_cmpint(blk_pwrite_zeroes(blk, 4 * KiB, 8 * KiB, 0), ==, 0);
+    memset(model + 4 * KiB, 0, 8 * KiB);
+    extl2_entry(blk, top, 0, &e, &b);
+    g_assert_cmphex(b, ==, 0x0000003c00010000ULL);
+    g_assert_cmphex(e, ==, host | (1ULL << 63));
+    g_assert_cmpint(blk_pwrite_zeroes(blk, 322 * KiB, 2 * KiB, 0), ==, 0);
+    memset(model + 322 * KiB, 0, 2 * KiB);
+    extl2_entry(blk, top, 5, &e, &b);
+    g_assert_cmphex(e, ==, 0);
+    g_assert_cmphex(b, ==, 0x0000000200000000ULL);
     g_assert_cmpint(blk_pread(blk, 0, 1 * MiB, got, 0), ==, 0);
     g_assert_true(memcmp(got, model, 1 * MiB) == 0);
     blk_unref(blk);
