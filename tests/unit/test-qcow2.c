@@ -1121,6 +1121,22 @@ static void extl2_entry(BlockBackend *blk, const char *path, int index,
     *bitmap = file_be64(path, l2 + index * 16 + 8);
 }
 
+/* Writes pattern @seed to @blk and to the @model of its contents. */
+static void model_write(BlockBackend *blk, uint8_t *model, int64_t off,
+                        size_t len, uint64_t seed)
+{
+    write_pattern(blk, off, len, seed);
+    fill(model + off, len, seed);
+}
+
+/* Writes zeroes to @blk (without unmapping) and to @model. */
+static void model_zero(BlockBackend *blk, uint8_t *model, int64_t off,
+                       size_t len)
+{
+    g_assert_cmpint(blk_pwrite_zeroes(blk, off, len, 0), ==, 0);
+    memset(model + off, 0, len);
+}
+
 /*
  * Extended L2 entries (64 KiB clusters, 2 KiB subclusters) over a
  * backing file: writes allocate only the subclusters they touch, zero
@@ -1148,44 +1164,37 @@ static void test_extended_l2(void)
     g_free(o);
     blk = open_image(top, BDRV_O_RDWR | BDRV_O_UNMAP);
     /* Subclusters 2-3 of cluster 0, in a cluster without a host offset. */
-    write_pattern(blk, 4 * KiB, 4 * KiB, 42);
-    fill(model + 4 * KiB, 4 * KiB, 42);
+    model_write(blk, model, 4 * KiB, 4 * KiB, 42);
     extl2_entry(blk, top, 0, &e, &b);
     g_assert_cmphex(b, ==, 0xcULL);
     host = e & ~(1ULL << 63);          /* OFLAG_COPIED */
     /* Part of subcluster 16: the rest of it comes from the backing file. */
-    write_pattern(blk, 32 * KiB + 512, 1 * KiB, 43);
-    fill(model + 32 * KiB + 512, 1 * KiB, 43);
+    model_write(blk, model, 32 * KiB + 512, 1 * KiB, 43);
     extl2_entry(blk, top, 0, &e, &b);
     g_assert_cmphex(b, ==, 0x1000cULL);
     g_assert_cmphex(e, ==, host | (1ULL << 63));
     /* Across clusters 1 and 2: subcluster 31, then 0-2. */
-    write_pattern(blk, 126 * KiB, 8 * KiB, 44);
-    fill(model + 126 * KiB, 8 * KiB, 44);
+    model_write(blk, model, 126 * KiB, 8 * KiB, 44);
     extl2_entry(blk, top, 1, &e, &b);
     g_assert_cmphex(b, ==, 1ULL << 31);
     extl2_entry(blk, top, 2, &e, &b);
     g_assert_cmphex(b, ==, 0x7ULL);
     /* Whole clusters zeroed and discarded hide the backing file. */
-    g_assert_cmpint(blk_pwrite_zeroes(blk, 192 * KiB, 64 * KiB, 0), ==, 0);
-    memset(model + 192 * KiB, 0, 64 * KiB);
+    model_zero(blk, model, 192 * KiB, 64 * KiB);
     extl2_entry(blk, top, 3, &e, &b);
     g_assert_cmphex(b, ==, 0xffffffff00000000ULL);
     g_assert_cmpint(blk_pdiscard(blk, 256 * KiB, 64 * KiB), ==, 0);
     memset(model + 256 * KiB, 0, 64 * KiB);
     /* A write into a zeroed cluster allocates past the zero bits. */
-    write_pattern(blk, 194 * KiB, 2 * KiB, 45);
-    fill(model + 194 * KiB, 2 * KiB, 45);
+    model_write(blk, model, 194 * KiB, 2 * KiB, 45);
     extl2_entry(blk, top, 3, &e, &b);
     g_assert_cmphex(b, ==, 0xfffffffd00000002ULL);
     /* Zero writes of subclusters, allocated or not, with a host or not. */
-    g_assert_cmpint(blk_pwrite_zeroes(blk, 4 * KiB, 8 * KiB, 0), ==, 0);
-    memset(model + 4 * KiB, 0, 8 * KiB);
+    model_zero(blk, model, 4 * KiB, 8 * KiB);
     extl2_entry(blk, top, 0, &e, &b);
     g_assert_cmphex(b, ==, 0x0000003c00010000ULL);
     g_assert_cmphex(e, ==, host | (1ULL << 63));
-    g_assert_cmpint(blk_pwrite_zeroes(blk, 322 * KiB, 2 * KiB, 0), ==, 0);
-    memset(model + 322 * KiB, 0, 2 * KiB);
+    model_zero(blk, model, 322 * KiB, 2 * KiB);
     extl2_entry(blk, top, 5, &e, &b);
     g_assert_cmphex(e, ==, 0);
     g_assert_cmphex(b, ==, 0x0000000200000000ULL);
