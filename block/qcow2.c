@@ -1323,9 +1323,15 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     QEMUIOVector wq;
     uint64_t *l2;
     int l2_index, n, ret;
+    bool one_type;
 
     alloc_write_plan(bs, offset, &bytes, l2e, &w);
     n = w.nb;
+    /*
+     * Do the kept head and tail read as @type?  Not when a cluster with
+     * extended L2 entries is copied whole: its subclusters may differ.
+     */
+    one_type = w.by_subcluster || !s->extended_l2;
 
     /*
      * Make the L2 table writable (allocating it if needed) before the
@@ -1374,8 +1380,7 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     tail_start = offset + bytes;
     tail_len = w.cow_end - tail_start;
     qemu_iovec_init(&wq, qiov->niov + 2);
-    if ((head || tail_len) && (w.by_subcluster || !s->extended_l2) &&
-        cow_reads_zero(bs, type)) {
+    if ((head || tail_len) && one_type && cow_reads_zero(bs, type)) {
         /*
          * The kept parts read as zeroes: zero the range in the file
          * (cheap with fallocate) instead of writing zero buffers.
@@ -1391,7 +1396,7 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     if (head) {
         head_buf = qemu_try_memalign(4096, head);
         ret = !head_buf ? -ENOMEM :
-              w.by_subcluster || !s->extended_l2
+              one_type
               ? cow_read(bs, type, l2e, w.cow_start, head, head_buf)
               : cow_read_subclusters(bs, l2e, bitmap, w.cow_start, head,
                                      head_buf);
@@ -1404,7 +1409,7 @@ static int coroutine_fn write_alloc(BlockDriverState *bs, uint64_t offset,
     if (tail_len) {
         tail_buf = qemu_try_memalign(4096, tail_len);
         ret = !tail_buf ? -ENOMEM :
-              w.by_subcluster || !s->extended_l2
+              one_type
               ? cow_read(bs, type, last_l2e, tail_start, tail_len, tail_buf)
               : cow_read_subclusters(bs, l2e, bitmap, tail_start, tail_len,
                                      tail_buf);

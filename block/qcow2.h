@@ -129,14 +129,10 @@ typedef struct Qcow2UnknownExt {
 
 /*
  * An allocating write in flight: guest clusters [guest_offset,
- * guest_offset + nb_clusters * cluster_size) get new host clusters whose
- * L2 entries are not written yet.  Other requests touching the range wait
- * on @waiters until the L2 update is done and the entry leaves the list.
- */
-/*
- * An allocating write in flight: guest clusters [guest_offset,
- * guest_offset + nb_clusters) get new host clusters whose L2 entries are
- * not written yet.  Overlapping writers wait on @waiters.
+ * guest_offset + nb_clusters * cluster_size) get new host clusters (or,
+ * with extended L2 entries, new subclusters) whose L2 entries are not
+ * written yet.  Other requests touching the range wait on @waiters until
+ * the L2 update is done and the entry leaves the list.
  */
 typedef struct QCowL2Meta {
     uint64_t guest_offset;
